@@ -1,0 +1,18 @@
+"""Larq quantizers for the papers' binarization methods.
+
+Each quantizer is registered with Keras, so it can be named by string in any
+larq layer (``input_quantizer="bireal_approx_sign"``) and survives
+``model.save`` / ``load_model``.
+"""
+
+import bnnzoo  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+from .bireal import BiRealApproxSign, BiRealMagnitudeAwareSign, magnitude_aware_sign
+from larq.quantizers import approx_sign
+
+__all__ = [
+    "BiRealApproxSign",
+    "BiRealMagnitudeAwareSign",
+    "approx_sign",
+    "magnitude_aware_sign",
+]

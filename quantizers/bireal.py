@@ -1,0 +1,75 @@
+r"""Bi-Real Net's quantizers (Liu et al., ECCV 2018 / IJCV 2020).
+
+Both are thin, registered subclasses of larq's built-ins, whose maths is exactly
+the paper's: they add the project's names, the maths in the docstrings and a
+pure function for the weights that can be used without Keras.
+"""
+
+import larq as lq
+import tensorflow as tf
+
+
+def magnitude_aware_sign(w: tf.Tensor, clip_value: float | None = 1.0) -> tf.Tensor:
+    r"""Bi-Real Net's magnitude-aware sign of a kernel, per output channel.
+
+    Forward, with the output channel on the last axis:
+    \[ W_b = \alpha_c \operatorname{sign}(W), \qquad
+       \alpha_c = \operatorname{mean}_{k_h, k_w, c_{in}} |W| . \]
+    Backward, with \(\alpha_c\) treated as a constant (the paper's
+    magnitude-aware gradient):
+    \[ \frac{\partial L}{\partial W} = \frac{\partial L}{\partial W_b}\,
+       \alpha_c\, \mathbb{1}_{|W| \le 1} . \]
+    The official PyTorch code drops the \(\alpha_c\) factor and clamps the
+    weights to [-1, 1] instead of masking. ``sign(0) = +1``.
+
+    Built from larq's ``ste_sign`` (sign forward, clipped identity backward).
+    """
+    reduce_axes = list(range(len(w.shape) - 1))
+    alpha = tf.stop_gradient(tf.reduce_mean(tf.abs(w), axis=reduce_axes))
+    return alpha * lq.quantizers.ste_sign(w, clip_value=clip_value)
+
+
+@lq.utils.register_alias("bireal_approx_sign")
+@lq.utils.register_keras_custom_object
+class BiRealApproxSign(lq.quantizers.ApproxSign):
+    r"""Bi-Real Net's approximate sign for activations.
+
+    Forward \( q(x) = \operatorname{sign}(x) \) (+1 for \(x \ge 0\)).
+    Backward: the derivative of the piecewise quadratic
+    \[ F(x) = \begin{cases} -1 & x < -1 \\ 2x + x^2 & -1 \le x < 0 \\
+       2x - x^2 & 0 \le x < 1 \\ 1 & x \ge 1 \end{cases} \qquad
+       \frac{\partial q}{\partial x} = \max(0,\, 2 - 2|x|) . \]
+
+    # References
+    - [Bi-Real Net](https://arxiv.org/abs/1808.00278), Section 3.2.
+    """
+
+    precision = 1
+
+
+@lq.utils.register_alias("bireal_magnitude_aware_sign")
+@lq.utils.register_keras_custom_object
+class BiRealMagnitudeAwareSign(lq.quantizers.MagnitudeAwareSign):
+    r"""Bi-Real Net's magnitude-aware sign for kernels.
+
+    Forward \( W_b = \alpha_c \operatorname{sign}(W) \) with
+    \( \alpha_c = \operatorname{mean}|W| \) over all axes but the last (the
+    output channel). Backward
+    \( \partial L/\partial W = \partial L/\partial W_b \cdot \alpha_c \cdot
+    \mathbb{1}_{|W| \le \text{clip\_value}} \), \(\alpha_c\) held constant.
+    At inference \(\alpha_c\) folds into the following BatchNorm; LCE does the
+    fold itself, so the deployed kernel is pure ±1.
+
+    # Arguments
+    - clip_value: the gradient mask's threshold (1.0 in the paper); ``None``
+      passes the gradient everywhere.
+
+    # References
+    - [Bi-Real Net](https://arxiv.org/abs/1808.00278), Section 3.3.
+    """
+
+    precision = 1
+
+    def call(self, inputs):
+        outputs = magnitude_aware_sign(inputs, clip_value=self.clip_value)
+        return lq.quantizers._BaseQuantizer.call(self, outputs)

@@ -1,0 +1,127 @@
+"""The registry and bireal18: structure, larq-zoo compatibility, stems, weights."""
+
+import larq as lq
+import larq_zoo
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bnnzoo import zoo
+from bnnzoo.export import footprint
+from bnnzoo.quantizers import BiRealApproxSign, BiRealMagnitudeAwareSign
+from bnnzoo.zoo import bireal
+from bnnzoo.zoo.binary_layers import binary_layers
+
+
+def test_registry_lists_and_builds_by_name():
+    assert "bireal18" in zoo.list_models()
+    model = zoo.get_model("bireal18", input_shape=(28, 28, 1), num_classes=10)
+    assert model.output_shape == (None, 10)
+    with pytest.raises(KeyError, match="Available: .*bireal18"):
+        zoo.get_model("bireal19")
+
+
+def test_signature_is_larq_zoos_keyword_only():
+    with pytest.raises(TypeError):
+        zoo.bireal18((28, 28, 1))  # positional arguments are refused
+    assert "56.4" in zoo.bireal18.__doc__ and "1808.00278" in zoo.bireal18.__doc__
+
+
+@pytest.fixture(scope="module")
+def imagenet_bireal18():
+    return zoo.get_model("bireal18")
+
+
+def test_bireal18_has_16_binary_convs_each_with_its_own_shortcut(imagenet_bireal18):
+    model = imagenet_bireal18
+    binary = binary_layers(model)
+    assert len(binary) == 16
+    for layer in binary:
+        assert isinstance(layer.input_quantizer, BiRealApproxSign)
+        assert isinstance(layer.kernel_quantizer, BiRealMagnitudeAwareSign)
+        assert layer.get_config()["pad_values"] == 1.0 and not layer.use_bias
+    adds = [l for l in model.layers if isinstance(l, tf.keras.layers.Add)]
+    assert len(adds) == 16  # one shortcut per binary conv
+    # Downsampling shortcuts: AvgPool -> real 1x1 conv -> BN, at the three stage changes.
+    pools = [l for l in model.layers if isinstance(l, tf.keras.layers.AveragePooling2D)]
+    assert [p.pool_size for p in pools][:3] == [(2, 2)] * 3
+    real_1x1 = [l for l in model.layers if type(l) is tf.keras.layers.Conv2D and l.kernel_size == (1, 1)]
+    assert len(real_1x1) == 3
+    # No ReLU anywhere.
+    assert not any(isinstance(l, (tf.keras.layers.ReLU, tf.keras.layers.PReLU)) for l in model.layers)
+    assert not any(getattr(l, "activation", None) is tf.keras.activations.relu for l in model.layers)
+    # ImageNet stem: 7x7/2 conv then 3x3/2 max-pool.
+    assert model.layers[1].kernel_size == (7, 7) and model.layers[1].strides == (2, 2)
+    assert isinstance(model.layers[3], tf.keras.layers.MaxPool2D)
+
+
+def test_bireal18_matches_larq_zoo_size(imagenet_bireal18):
+    fp = footprint(imagenet_bireal18)
+    assert fp.params == 11_699_112  # larq-zoo's table
+    assert round(fp.size_1bit_bytes / 2**20, 2) == 4.03
+
+
+def test_zero_padded_bireal18_reproduces_larq_zoo_birealnet_with_its_weights():
+    """The layout that lets larq-zoo's published ImageNet weights load into bireal18."""
+    theirs = larq_zoo.literature.BiRealNet(weights=None)
+    ours = bireal.BiRealNet18ZeroPadded(
+        input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=1000
+    ).build()
+    assert [w.shape for w in ours.weights] == [w.shape for w in theirs.weights]
+    ours.set_weights(theirs.get_weights())
+    x = np.random.default_rng(0).normal(size=(2, 224, 224, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours(x, training=False).numpy(), theirs(x, training=False).numpy(),
+                               atol=1e-6)
+
+
+def test_default_bireal18_takes_larq_zoo_weights_and_differs_only_at_borders(imagenet_bireal18):
+    theirs = larq_zoo.literature.BiRealNet(weights=None)
+    imagenet_bireal18.set_weights(theirs.get_weights())  # same layer order and shapes
+    # A constant +1 input makes +1 padding and 0 padding differ: proof it pads with +1.
+    first_binary = binary_layers(imagenet_bireal18)[0]
+    x = tf.ones((1, 5, 5, 2))
+    ones = lq.layers.QuantConv2D(1, 3, padding="same", pad_values=1.0,
+                                 input_quantizer="bireal_approx_sign", kernel_initializer="ones")
+    zeros = lq.layers.QuantConv2D(1, 3, padding="same", input_quantizer="bireal_approx_sign",
+                                  kernel_initializer="ones")
+    assert first_binary.get_config()["pad_values"] == 1.0
+    assert float(ones(x)[0, 0, 0, 0]) == 18.0 and float(zeros(x)[0, 0, 0, 0]) == 8.0
+
+
+def test_imagenet_weights_build_the_zero_padded_layout(monkeypatch):
+    loaded = {}
+    monkeypatch.setattr(bireal.lqz_utils, "download_pretrained_model",
+                        lambda **kw: loaded.update(kw) or "weights.h5")
+    monkeypatch.setattr(tf.keras.Model, "load_weights", lambda self, path: loaded.update(path=path))
+    model = zoo.bireal18(weights="imagenet")
+    assert loaded["file_hash"] == "6e6efac1584fcd60dd024198c87f42eb53b5ec719a5ca1f527e1fe7e8b997117"
+    assert loaded["path"] == "weights.h5"
+    assert all(l.get_config()["pad_values"] == 0.0 for l in binary_layers(model))
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (64, 64, 3)])
+def test_small_inputs_use_the_small_image_stem(shape):
+    model = zoo.bireal18(input_shape=shape, num_classes=10)
+    stem = model.layers[1]
+    assert stem.kernel_size == (3, 3) and stem.strides == (1, 1)
+    assert not any(isinstance(l, tf.keras.layers.MaxPool2D) for l in model.layers)
+    # Resolution halves only at the three stage changes.
+    assert binary_layers(model)[-1].output_shape[1] == -(-shape[0] // 8)
+
+
+def test_imagenet_weights_refuse_small_inputs():
+    with pytest.raises(ValueError, match="ImageNet stem"):
+        zoo.bireal18(input_shape=(28, 28, 1), weights="imagenet")
+
+
+def test_weights_from_a_local_file(tmp_path):
+    a = zoo.bireal18(input_shape=(16, 16, 1), num_classes=10)
+    a.save_weights(tmp_path / "w.h5")
+    b = zoo.bireal18(input_shape=(16, 16, 1), num_classes=10, weights=str(tmp_path / "w.h5"))
+    x = np.random.default_rng(1).normal(size=(2, 16, 16, 1)).astype(np.float32)
+    np.testing.assert_allclose(a(x).numpy(), b(x).numpy(), atol=1e-6)
+
+
+def test_include_top_false_returns_features():
+    model = zoo.bireal18(input_shape=(32, 32, 3), include_top=False)
+    assert model.output_shape == (None, 4, 4, 512)

@@ -1,0 +1,55 @@
+"""Top-1 / top-5 accuracy of a trained model on a dataset's test split."""
+
+from pathlib import Path
+from typing import Optional
+
+import tensorflow as tf
+
+from bnnzoo import datasets
+
+from . import recipes, runs
+from .train import load_trained_model
+
+
+def evaluate_model(model: tf.keras.Model, data: datasets.Dataset, *, batch_size: int = 256,
+                   limit: Optional[int] = None) -> dict:
+    """Accuracy of ``model`` on ``data``'s test split (its first ``limit`` images)."""
+    if model.output_shape[-1] != data.num_classes:
+        raise ValueError(
+            f"The model predicts {model.output_shape[-1]} classes but {data.name} has "
+            f"{data.num_classes}."
+        )
+    ds = datasets.pipeline(data, "test", image_shape=model.input_shape[1:], batch_size=batch_size,
+                           limit=limit)
+    model.compile(loss=recipes.make_loss(0.0), metrics=recipes.make_metrics())
+    results = model.evaluate(ds, verbose=0, return_dict=True)
+    examples = min(limit, data.examples("test")) if limit else data.examples("test")
+    return {"top1": float(results["accuracy"]), "top5": float(results["top5"]),
+            "loss": float(results["loss"]), "examples": int(examples),
+            "dataset": data.name, "source": data.source}
+
+
+def evaluate(target: Optional[Path] = None, *, dataset: Optional[str] = None,
+             data_dir: Optional[str] = None, batch_size: int = 256,
+             limit: Optional[int] = None) -> dict:
+    """Evaluate a run (default: the latest) or a saved Keras model file.
+
+    A run brings its own dataset; ``dataset`` / ``data_dir`` override it. A
+    model file needs ``dataset``.
+    """
+    target = Path(target) if target is not None else None
+    if target is not None and target.is_file():
+        if dataset is None:
+            raise ValueError(f"Evaluating the model file {target} needs --dataset.")
+        model = tf.keras.models.load_model(target, compile=False)
+        name = str(target)
+    else:
+        run_dir = runs.resolve_run(target)
+        config = runs.read_config(run_dir)
+        if dataset is None:
+            dataset, data_dir = config["dataset"], data_dir or config.get("data_dir")
+        model = load_trained_model(run_dir)
+        name = str(run_dir)
+    data = datasets.load(dataset, data_dir)
+    report = evaluate_model(model, data, batch_size=batch_size, limit=limit)
+    return {"model": name, **report}

@@ -1,0 +1,77 @@
+"""Training run directories and the pointer to the latest one.
+
+A run directory holds everything a later stage reads:
+
+    config.json     the exact configuration (and package versions)
+    model.h5        the trained Keras model (written when training ends)
+    checkpoints/    model + optimiser + epoch after every completed epoch
+    history.csv, history.json, curves.png, logs/ (TensorBoard)
+
+``runs/latest`` (under ``$BNNZOO_RUNS``, default ``./runs``) names the run
+that was started last, so later commands can default to it.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+from bnnzoo import atomic
+
+CONFIG = "config.json"
+MODEL = "model.h5"
+CHECKPOINTS = "checkpoints"
+HISTORY_JSON = "history.json"
+HISTORY_CSV = "history.csv"
+CURVES = "curves.png"
+LOGS = "logs"
+
+
+class RunError(Exception):
+    """A run directory that is missing, incomplete or would be overwritten."""
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("BNNZOO_RUNS", "runs"))
+
+
+def latest_pointer() -> Path:
+    return runs_root() / "latest"
+
+
+def set_latest(run_dir: Path) -> None:
+    atomic.write_text(latest_pointer(), str(Path(run_dir).resolve()) + "\n")
+
+
+def latest_run() -> Path:
+    pointer = latest_pointer()
+    if not pointer.is_file():
+        raise RunError(
+            f"No training run yet ({pointer} does not exist): run "
+            "`python cli.py train MODEL` first, or name a run directory."
+        )
+    run = Path(pointer.read_text().strip())
+    if not (run / CONFIG).is_file():
+        raise RunError(f"{pointer} points to {run}, which is not a training run.")
+    return run
+
+
+def resolve_run(run: Optional[os.PathLike]) -> Path:
+    """The given run directory (checked), or the latest run."""
+    if run is None:
+        return latest_run()
+    run = Path(run)
+    if not (run / CONFIG).is_file():
+        raise RunError(f"{run} is not a training run directory (no {CONFIG}).")
+    return run
+
+
+def read_config(run_dir: Path) -> dict:
+    try:
+        return json.loads((Path(run_dir) / CONFIG).read_text())
+    except (OSError, ValueError) as err:
+        raise RunError(f"Cannot read {Path(run_dir) / CONFIG}: {err}") from None
+
+
+def write_config(run_dir: Path, config: dict) -> None:
+    atomic.write_json(Path(run_dir) / CONFIG, config)

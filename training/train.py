@@ -1,0 +1,257 @@
+"""Where a model gets trained: ``train(...)`` runs one training run end to end.
+
+dataset -> model (from the registry) -> recipe -> ``model.fit`` with XLA ->
+run directory (see ``training.runs``). After every epoch the model, the
+optimiser and the epoch counter are checkpointed, so a run killed at any
+moment (even ``kill -9``) resumes from its last completed epoch with
+``resume=True``; the learning-rate schedule continues from the restored step.
+"""
+
+import dataclasses
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Optional, Tuple
+
+import tensorflow as tf
+
+from bnnzoo import atomic, datasets, zoo
+from bnnzoo.zoo.binary_layers import binary_kernels
+
+from . import recipes, runs
+from .history import HistoryRecorder
+
+DEFAULT_LARGE_INPUT = 224
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a run; stored as the run's ``config.json``.
+
+    ``None`` fields are filled in from the model's recipe and the dataset.
+    """
+
+    model: str
+    dataset: str = "fashion_mnist"
+    data_dir: Optional[str] = None
+    input_size: Optional[int] = None
+    epochs: Optional[int] = None
+    steps_per_epoch: Optional[int] = None
+    batch_size: Optional[int] = None
+    learning_rate: Optional[float] = None
+    weight_decay: Optional[float] = None
+    label_smoothing: Optional[float] = None
+    validation_steps: Optional[int] = None
+    jit_compile: bool = True
+    seed: int = 0
+    # Filled in by resolve():
+    recipe: Optional[dict] = None
+    input_shape: Optional[Tuple[int, int, int]] = None
+    num_classes: Optional[int] = None
+    train_examples: Optional[int] = None
+    test_examples: Optional[int] = None
+    dataset_source: Optional[str] = None
+    class_names: Optional[list] = None
+
+
+OVERRIDABLE = ("dataset", "data_dir", "input_size", "epochs", "steps_per_epoch",
+               "batch_size", "learning_rate", "weight_decay", "label_smoothing",
+               "validation_steps", "jit_compile", "seed")
+
+
+def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:
+    """Fill the ``None`` fields from the recipe and the dataset."""
+    recipe = recipes.get_recipe(zoo.model_entry(config.model).recipe)
+    c = dataclasses.replace(config)
+    c.recipe = dataclasses.asdict(recipe)
+    if c.epochs is None:
+        c.epochs = recipe.epochs
+    if c.batch_size is None:
+        c.batch_size = recipe.batch_size
+    if c.learning_rate is None:
+        c.learning_rate = recipe.scaled_learning_rate(c.batch_size)
+    if c.weight_decay is None:
+        c.weight_decay = recipe.weight_decay
+    if c.label_smoothing is None:
+        c.label_smoothing = recipe.label_smoothing
+    height, _, channels = data.image_shape
+    if c.input_size is None:
+        c.input_size = height or DEFAULT_LARGE_INPUT
+    c.input_shape = (c.input_size, c.input_size, channels)
+    c.num_classes = data.num_classes
+    c.train_examples = data.examples("train")
+    c.test_examples = data.examples("test")
+    c.dataset_source = data.source
+    c.class_names = data.class_names
+    for name in ("epochs", "steps_per_epoch", "batch_size", "input_size", "validation_steps"):
+        if getattr(c, name) is not None and getattr(c, name) < 1:
+            raise ValueError(f"{name.replace('_', '-')} must be at least 1.")
+    if c.steps_per_epoch is None:
+        c.steps_per_epoch = max(1, c.train_examples // c.batch_size)
+    if c.learning_rate <= 0:
+        raise ValueError("learning-rate must be positive.")
+    return c
+
+
+def _versions() -> dict:
+    names = ("tensorflow", "tf-keras", "larq", "larq-zoo", "larq-compute-engine",
+             "tensorflow-datasets", "bnnzoo")
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def build_model(config: TrainConfig) -> tf.keras.Model:
+    return zoo.get_model(config.model, input_shape=tuple(config.input_shape),
+                         num_classes=config.num_classes, weights=None)
+
+
+def compile_model(model: tf.keras.Model, config: TrainConfig) -> None:
+    recipe = recipes.Recipe(**config.recipe)
+    optimizer = recipes.make_optimizer(
+        recipe,
+        learning_rate=config.learning_rate,
+        total_steps=config.epochs * config.steps_per_epoch,
+        steps_per_epoch=config.steps_per_epoch,
+        weight_decay=config.weight_decay,
+        no_decay=binary_kernels(model),
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=recipes.make_loss(config.label_smoothing),
+        metrics=recipes.make_metrics(),
+        jit_compile=config.jit_compile,
+    )
+    optimizer.build(model.trainable_variables)
+
+
+class EpochCheckpoint(tf.keras.callbacks.Callback):
+    """Save model + optimiser + the number of completed epochs after each epoch."""
+
+    def __init__(self, manager: tf.train.CheckpointManager, epoch: tf.Variable):
+        super().__init__()
+        self.manager = manager
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.assign(epoch + 1)
+        self.manager.save(checkpoint_number=epoch + 1)
+
+
+def checkpoint_for(model: tf.keras.Model, run_dir: Path):
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch)
+    manager = tf.train.CheckpointManager(checkpoint, Path(run_dir) / runs.CHECKPOINTS, max_to_keep=2)
+    return checkpoint, manager, epoch
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    dataset = Path(config.dataset).name or "data"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return runs.runs_root() / f"{config.model}-{dataset}-{stamp}"
+
+
+def prepare_run(config: TrainConfig, output: Optional[Path], resume: bool) -> Tuple[Path, TrainConfig]:
+    """The run directory and its configuration, new or (``resume``) stored.
+
+    Never overwrites: a new run refuses an existing non-empty directory; a
+    resumed run refuses options that differ from its stored configuration.
+    """
+    if resume:
+        run_dir = runs.resolve_run(output)
+        stored = runs.read_config(run_dir)
+        defaults = TrainConfig(model=config.model)
+        clashes = [k for k in OVERRIDABLE
+                   if getattr(config, k) != getattr(defaults, k) and getattr(config, k) != stored.get(k)]
+        if stored["model"] != config.model:
+            clashes.insert(0, "model")
+        if clashes:
+            raise runs.RunError(
+                f"--resume continues {run_dir} as configured; these options differ "
+                f"from its config.json: {', '.join(clashes)}."
+            )
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        return run_dir, TrainConfig(**{k: v for k, v in stored.items() if k in fields})
+    run_dir = Path(output) if output else default_run_dir(config)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise runs.RunError(
+            f"{run_dir} already exists and is not empty: pass --resume to continue "
+            "that run, or choose another --output."
+        )
+    return run_dir, config
+
+
+def train(config: TrainConfig, output: Optional[Path] = None, resume: bool = False,
+          verbose: Optional[int] = None) -> Path:
+    """Train ``config.model``; returns the run directory."""
+    run_dir, config = prepare_run(config, output, resume)
+    data = datasets.load(config.dataset, config.data_dir)
+    if not resume:
+        config = resolve(config, data)
+    tf.keras.utils.set_random_seed(config.seed)
+    model = build_model(config)
+    compile_model(model, config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": _versions()})
+    runs.set_latest(run_dir)
+
+    checkpoint, manager, epoch_var = checkpoint_for(model, run_dir)
+    initial_epoch = 0
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        initial_epoch = int(epoch_var.numpy())
+    if initial_epoch >= config.epochs and (run_dir / runs.MODEL).is_file():
+        print(f"{run_dir} has already finished its {config.epochs} epochs.")
+        return run_dir
+
+    train_ds = datasets.pipeline(data, "train", image_shape=config.input_shape,
+                                 batch_size=config.batch_size, training=True, seed=config.seed)
+    val_ds = datasets.pipeline(data, "test", image_shape=config.input_shape,
+                               batch_size=config.batch_size)
+    if config.validation_steps:
+        val_ds = val_ds.take(config.validation_steps)
+    # History first, checkpoint second: killed between the two, the resumed run
+    # repeats that epoch and replaces its history row, so no row is ever lost.
+    callbacks = [
+        HistoryRecorder(run_dir, initial_epoch),
+        EpochCheckpoint(manager, epoch_var),
+        tf.keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.LOGS), profile_batch=0),
+    ]
+    if initial_epoch < config.epochs:
+        if initial_epoch:
+            print(f"Resuming {run_dir} at epoch {initial_epoch + 1}/{config.epochs}.")
+        model.fit(
+            train_ds,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=config.steps_per_epoch,
+            validation_data=val_ds,
+            callbacks=callbacks,
+            verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
+        )
+    with atomic.atomic_path(run_dir / runs.MODEL) as tmp:
+        model.save(tmp, include_optimizer=False, save_format="h5")
+    return run_dir
+
+
+def load_trained_model(run_dir: Path) -> tf.keras.Model:
+    """The run's trained model: ``model.h5``, or the last checkpoint of an
+    unfinished run."""
+    run_dir = Path(run_dir)
+    if (run_dir / runs.MODEL).is_file():
+        return tf.keras.models.load_model(run_dir / runs.MODEL, compile=False)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in runs.read_config(run_dir).items() if k in fields})
+    model = build_model(config)
+    checkpoint = tf.train.Checkpoint(model=model)
+    latest = tf.train.latest_checkpoint(run_dir / runs.CHECKPOINTS)
+    if latest is None:
+        raise runs.RunError(f"{run_dir} has neither {runs.MODEL} nor a checkpoint yet.")
+    checkpoint.restore(latest).expect_partial()
+    return model

@@ -1,0 +1,14 @@
+"""The networks, in larq-zoo's conventions, reached by name through a registry.
+
+>>> from bnnzoo import zoo
+>>> zoo.list_models()
+['bireal18']
+>>> model = zoo.get_model("bireal18", input_shape=(28, 28, 1), num_classes=10)
+"""
+
+import bnnzoo  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+from .registry import get_model, list_models, model_entry, register_model
+from .bireal import bireal18  # noqa: F401  (registers the models)
+
+__all__ = ["get_model", "list_models", "model_entry", "register_model", "bireal18"]

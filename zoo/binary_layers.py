@@ -1,0 +1,31 @@
+"""Which layers of a model are binary: the ones LCE must turn into ``LceBconv2d``."""
+
+from typing import List
+
+import tensorflow as tf
+
+
+def _precision(quantizer) -> int:
+    return getattr(quantizer, "precision", None) or 32
+
+
+def is_binary_layer(layer: tf.keras.layers.Layer) -> bool:
+    """A larq layer whose kernel quantizer is 1-bit."""
+    kernel_q = getattr(layer, "kernel_quantizer", None)
+    return kernel_q is not None and hasattr(layer, "kernel") and _precision(kernel_q) == 1
+
+
+def binary_layers(model: tf.keras.Model) -> List[tf.keras.layers.Layer]:
+    """The binary layers of ``model``, nested models included, in order."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.Model):
+            found += binary_layers(layer)
+        elif is_binary_layer(layer):
+            found.append(layer)
+    return found
+
+
+def binary_kernels(model: tf.keras.Model) -> List[tf.Variable]:
+    """The latent kernels of the binary layers: no weight decay applies to them."""
+    return [layer.kernel for layer in binary_layers(model)]
