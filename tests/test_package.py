@@ -1,0 +1,34 @@
+"""The package prepares TensorFlow itself: legacy Keras, and quiet unless asked."""
+
+import os
+import subprocess
+import sys
+
+from conftest import REPO, cli_command
+
+
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL", "BNNZOO_VERBOSE")}
+    return {**env, **extra}
+
+
+def test_importing_bnnzoo_selects_legacy_keras_without_the_user_setting_anything():
+    code = ("import bnnzoo, tensorflow as tf, larq as lq; "
+            "print(tf.keras.__name__); print(lq.quantizers.get('bireal_approx_sign').precision)")
+    out = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True,
+                         text=True, timeout=300, cwd=REPO.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["tf_keras.api._v2.keras", "1"]
+
+
+def test_tensorflow_start_up_noise_is_silenced_unless_verbose(tmp_path):
+    env = clean_env(BNNZOO_RUNS=str(tmp_path))
+    quiet = subprocess.run(cli_command("models", "--json"), env=env, capture_output=True,
+                           text=True, timeout=300)
+    loud = subprocess.run(cli_command("--verbose", "models", "--json"), env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == loud.returncode == 0
+    assert quiet.stderr.strip() == ""
+    assert "external/local_" in loud.stderr or "tensorflow" in loud.stderr.lower()
+    assert quiet.stdout == loud.stdout
