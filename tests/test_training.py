@@ -100,6 +100,11 @@ def test_kill_9_mid_run_then_resume_loses_nothing(tmp_path):
     checkpointed = int(state.split('model_checkpoint_path: "ckpt-')[1].split('"')[0])
     assert checkpointed in (len(done), len(done) - 1)  # killed between history and checkpoint
 
+    # The unfinished run is evaluated from its last checkpoint.
+    partial = run_cli(runs, "evaluate", run_dir, "--limit", "64", "--json")
+    assert partial.returncode == 0, partial.stderr
+    assert json.loads(partial.stdout)["examples"] == 64
+
     result = run_cli(runs, "train", "bireal18", "--resume")  # the latest run
     assert result.returncode == 0, result.stderr
     assert f"Resuming {run_dir} at epoch {checkpointed + 1}/5" in result.stdout

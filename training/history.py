@@ -41,6 +41,7 @@ def plot_curves(history: List[Dict[str, float]], target: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [row["epoch"] + 1 for row in history]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -50,6 +51,7 @@ def plot_curves(history: List[Dict[str, float]], target: Path) -> None:
             if any(v is not None for v in values):
                 ax.plot(epochs, values, marker="o", label=label)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
