@@ -17,10 +17,8 @@ import click
 
 
 def _quiet_tensorflow(verbose: bool) -> None:
-    """Set before TensorFlow loads: C++ log level and legacy Keras."""
+    """Read by ``bnnzoo`` when it loads, before TensorFlow: sets the C++ log level."""
     os.environ["BNNZOO_VERBOSE"] = "1" if verbose else "0"
-    if not verbose:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 
 
 # Native (C++) log lines TensorFlow and XLA print whatever TF_CPP_MIN_LOG_LEVEL says.

@@ -21,9 +21,10 @@ from typing import Optional, Sequence
 import tensorflow as tf
 from larq_zoo.training.data import MEAN_RGB, STDDEV_RGB
 
+from bnnzoo.zoo.bireal import SMALL_IMAGE_MAX_SIDE  # the same boundary as the stems
+
 from .sources import Dataset
 
-SMALL_IMAGE_MAX_SIDE = 64
 EVAL_RESIZE_RATIO = 256 / 224
 
 

@@ -1,5 +1,7 @@
 """The Bi-Real recipe: Adam, linear decay to 0, label smoothing, no decay on binary kernels."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -36,13 +38,15 @@ def test_compiled_model_uses_adam_label_smoothing_and_xla():
 
 
 def test_linear_schedule_decays_to_zero():
-    schedule = recipes.WarmupThenDecay(1e-3, total_steps=100)
+    schedule = recipes.make_schedule(recipes.get_recipe("bireal"), 1e-3, total_steps=100,
+                                     steps_per_epoch=10)
     values = [float(schedule(s)) for s in (0, 25, 50, 100, 150)]
     np.testing.assert_allclose(values, [1e-3, 7.5e-4, 5e-4, 0, 0], atol=1e-9)
 
 
 def test_cosine_schedule_with_warmup():
-    schedule = recipes.WarmupThenDecay(0.1, total_steps=110, warmup_steps=10, kind="cosine")
+    recipe = dataclasses.replace(recipes.get_recipe("bireal"), schedule="cosine", warmup_epochs=1)
+    schedule = recipes.make_schedule(recipe, 0.1, total_steps=110, steps_per_epoch=10)
     np.testing.assert_allclose(
         [float(schedule(s)) for s in (0, 5, 10, 60, 110)], [0, 0.05, 0.1, 0.05, 0], atol=1e-7)
 

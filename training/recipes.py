@@ -58,38 +58,26 @@ def get_recipe(name: str) -> Recipe:
         raise KeyError(f"Unknown recipe {name!r}. Available: {', '.join(sorted(RECIPES))}.") from None
 
 
-class WarmupThenDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
-    r"""Linear warm-up from 0 over ``warmup_steps``, then decay to 0 at ``total_steps``.
+def make_schedule(recipe: Recipe, learning_rate: float, total_steps: int, steps_per_epoch: int):
+    r"""The recipe's learning-rate schedule from Keras's own schedules.
 
-    Linear: \( \eta_t = \eta_0 (1 - t'/T') \); cosine:
-    \( \eta_t = \tfrac{\eta_0}{2}(1 + \cos(\pi t'/T')) \), with \(t'\), \(T'\)
-    counted after the warm-up.
+    Linear (``PolynomialDecay``, power 1): \( \eta_t = \eta_0 (1 - t/T) \).
+    Cosine (``CosineDecay``), after ``warmup_epochs`` of linear warm-up from 0:
+    \( \eta_t = \tfrac{\eta_0}{2}(1 + \cos(\pi t'/T')) \), with \(t'\),
+    \(T'\) counted after the warm-up. Both reach 0 at the last step.
     """
-
-    def __init__(self, learning_rate, total_steps, warmup_steps=0, kind="linear"):
-        if kind not in ("linear", "cosine"):
-            raise ValueError(f"Unknown schedule {kind!r}: use 'linear' or 'cosine'.")
-        self.learning_rate = float(learning_rate)
-        self.total_steps = int(total_steps)
-        self.warmup_steps = int(warmup_steps)
-        self.kind = kind
-
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        warm = tf.cast(max(self.warmup_steps, 1), tf.float32)
-        decay_steps = tf.cast(max(self.total_steps - self.warmup_steps, 1), tf.float32)
-        progress = tf.clip_by_value((step - self.warmup_steps) / decay_steps, 0.0, 1.0)
-        if self.kind == "linear":
-            decayed = self.learning_rate * (1.0 - progress)
-        else:
-            decayed = self.learning_rate * 0.5 * (1.0 + tf.cos(3.141592653589793 * progress))
-        if self.warmup_steps == 0:
-            return decayed
-        return tf.where(step < self.warmup_steps, self.learning_rate * step / warm, decayed)
-
-    def get_config(self):
-        return {"learning_rate": self.learning_rate, "total_steps": self.total_steps,
-                "warmup_steps": self.warmup_steps, "kind": self.kind}
+    schedules = tf.keras.optimizers.schedules
+    warmup_steps = recipe.warmup_epochs * steps_per_epoch
+    if recipe.schedule == "linear":
+        if warmup_steps:
+            raise ValueError("The linear schedule has no warm-up; use 'cosine'.")
+        return schedules.PolynomialDecay(learning_rate, max(total_steps, 1), 0.0, power=1.0)
+    if recipe.schedule == "cosine":
+        if not warmup_steps:
+            return schedules.CosineDecay(learning_rate, max(total_steps, 1))
+        return schedules.CosineDecay(0.0, max(total_steps - warmup_steps, 1),
+                                     warmup_target=learning_rate, warmup_steps=warmup_steps)
+    raise ValueError(f"Unknown schedule {recipe.schedule!r}: use 'linear' or 'cosine'.")
 
 
 def make_optimizer(
@@ -102,9 +90,7 @@ def make_optimizer(
     no_decay: Optional[List[tf.Variable]] = None,
 ) -> tf.keras.optimizers.Optimizer:
     """The recipe's optimiser; decoupled weight decay skips ``no_decay``."""
-    schedule = WarmupThenDecay(
-        learning_rate, total_steps, recipe.warmup_epochs * steps_per_epoch, recipe.schedule
-    )
+    schedule = make_schedule(recipe, learning_rate, total_steps, steps_per_epoch)
     decay = weight_decay if weight_decay > 0 else None
     if recipe.optimizer == "adam":
         optimizer = (tf.keras.optimizers.AdamW if decay else tf.keras.optimizers.Adam)(

@@ -55,6 +55,13 @@ class TrainConfig:
     class_names: Optional[list] = None
 
 
+def config_from_dict(stored: dict) -> TrainConfig:
+    """A run's ``config.json`` back as a ``TrainConfig`` (extra keys such as
+    ``versions`` are dropped)."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in stored.items() if k in fields})
+
+
 OVERRIDABLE = ("dataset", "data_dir", "input_size", "epochs", "steps_per_epoch",
                "batch_size", "learning_rate", "weight_decay", "label_smoothing",
                "validation_steps", "jit_compile", "seed")
@@ -175,8 +182,7 @@ def prepare_run(config: TrainConfig, output: Optional[Path], resume: bool) -> Tu
                 f"--resume continues {run_dir} as configured; these options differ "
                 f"from its config.json: {', '.join(clashes)}."
             )
-        fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        return run_dir, TrainConfig(**{k: v for k, v in stored.items() if k in fields})
+        return run_dir, config_from_dict(stored)
     run_dir = Path(output) if output else default_run_dir(config)
     if run_dir.exists() and any(run_dir.iterdir()):
         raise runs.RunError(
@@ -246,9 +252,7 @@ def load_trained_model(run_dir: Path) -> tf.keras.Model:
     run_dir = Path(run_dir)
     if (run_dir / runs.MODEL).is_file():
         return tf.keras.models.load_model(run_dir / runs.MODEL, compile=False)
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in runs.read_config(run_dir).items() if k in fields})
-    model = build_model(config)
+    model = build_model(config_from_dict(runs.read_config(run_dir)))
     checkpoint = tf.train.Checkpoint(model=model)
     latest = tf.train.latest_checkpoint(run_dir / runs.CHECKPOINTS)
     if latest is None:
