@@ -2,7 +2,9 @@
 
     python cli.py models
     python cli.py train bireal18 --dataset fashion_mnist --epochs 2
-    python cli.py evaluate [RUN] --json
+    python cli.py evaluate [RUN|model.h5|model.tflite] --json
+    python cli.py export [RUN|model.h5] --target arm64
+    python cli.py benchmark [model.tflite] --device ssh:pi@raspberrypi --binary lce_benchmark_model
 """
 
 import atexit
@@ -80,9 +82,12 @@ class UserError(click.ClickException):
 def _user_errors():
     """The exceptions that mean bad input rather than a bug."""
     from bnnzoo.datasets import DatasetNotFound
+    from bnnzoo.export import ExportError
+    from bnnzoo.export.benchmark import BenchmarkError
     from bnnzoo.training.runs import RunError
 
-    return (DatasetNotFound, RunError, ValueError, KeyError, FileNotFoundError, OSError)
+    return (DatasetNotFound, RunError, ExportError, BenchmarkError, ValueError, KeyError,
+            OSError)
 
 
 def _run(fn, *args, **kwargs):
@@ -175,28 +180,128 @@ def train(obj, model, dataset, data_dir, epochs, steps_per_epoch, batch_size, le
 
 @cli.command()
 @click.argument("target", required=False, type=click.Path(path_type=Path))
-@click.option("--dataset", help="Dataset to evaluate on [the run's].")
+@click.option("--dataset", help="Dataset to evaluate on [the run's / the export's].")
 @click.option("--data-dir", type=click.Path())
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--limit", type=int, help="Evaluate on the first N test images only.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def evaluate(obj, target, dataset, data_dir, batch_size, limit, as_json):
-    """Top-1 and top-5 of TARGET (a run directory or a Keras model file;
-    default: the latest run) on the test split."""
-    _silence_python_logs(obj["verbose"])
-    from bnnzoo.training import evaluate as evaluate_target
+    """Top-1 and top-5 of TARGET on the test split.
 
+    TARGET is a run directory (default: the latest run), a Keras model file, or
+    an exported .tflite flatbuffer, which runs in LCE's interpreter: the
+    deployed model's own accuracy.
+    """
+    _silence_python_logs(obj["verbose"])
     if target is not None and not target.exists():
         raise UserError(f"{target} does not exist.")
+    if batch_size < 1 or (limit is not None and limit < 1):
+        raise UserError("--batch-size and --limit must be positive.")
+    if target is not None and target.suffix == ".tflite":
+        from bnnzoo.export import evaluate_flatbuffer as evaluate_target
+    else:
+        from bnnzoo.training import evaluate as evaluate_target
     report = _run(evaluate_target, target, dataset=dataset, data_dir=data_dir,
                   batch_size=batch_size, limit=limit)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
-        click.echo(f"{report['model']} on {report['dataset']} test split "
+        runtime = f" [{report['runtime']}]" if "runtime" in report else ""
+        click.echo(f"{report['model']}{runtime} on {report['dataset']} test split "
                    f"({report['examples']:,} images): top-1 {100 * report['top1']:.2f} %, "
                    f"top-5 {100 * report['top5']:.2f} %")
+
+
+@cli.command()
+@click.argument("source", required=False, type=click.Path(path_type=Path))
+@click.option("--target", type=click.Choice(["arm64", "armv7", "xcore"]), default="arm64",
+              show_default=True, help="arm64: Android, 64-bit Raspberry Pi OS; armv7: 32-bit "
+              "Raspberry Pi OS; xcore: XMOS.")
+@click.option("--output", type=click.Path(path_type=Path),
+              help="The .tflite file [RUN/export/MODEL-TARGET.tflite].")
+@click.option("--dataset", help="Dataset for the parity images [the run's].")
+@click.option("--data-dir", type=click.Path())
+@click.option("--parity-images", type=int, default=256, show_default=True,
+              help="Real test images on which the flatbuffer must match the Keras model.")
+@click.option("--min-agreement", type=click.FloatRange(0, 1),
+              help="Least top-1 agreement with the Keras model; below it the export fails [0.97].")
+@click.option("--int8-io", is_flag=True,
+              help="int8 input/output (only for models with int8 quantization statistics).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def export(obj, source, target, output, dataset, data_dir, parity_images, min_agreement,
+           int8_io, overwrite, as_json):
+    """Convert SOURCE (a run directory or Keras model file; default: the latest
+    run) into an LCE flatbuffer, prove it and write it with its report.
+
+    The export fails, writing nothing, if a binary layer did not become
+    LceBconv2d or the flatbuffer disagrees with the Keras model.
+    """
+    _silence_python_logs(obj["verbose"])
+    from bnnzoo.export import export_model, format_report, report_path
+    from bnnzoo.export.convert import TARGET_NOTES
+
+    if source is not None and not source.exists():
+        raise UserError(f"{source} does not exist.")
+    if target in TARGET_NOTES:
+        click.echo(f"Note: {TARGET_NOTES[target]}", err=True)
+    path, report = _run(export_model, source, target=target, output=output, dataset=dataset,
+                        data_dir=data_dir, parity_images=parity_images,
+                        min_agreement=min_agreement, int8_io=int8_io, overwrite=overwrite)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(format_report(report))
+        click.echo(f"Wrote {path} and {report_path(path).name}")
+
+
+@cli.command()
+@click.argument("model", required=False, type=click.Path(path_type=Path))
+@click.option("--device", default="host", show_default=True,
+              help="host | adb[:SERIAL] (Android) | ssh:[USER@]HOST[:PORT] (Raspberry Pi, "
+              "any aarch64 Linux).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--num-runs", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--warmup-runs", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--binary", type=click.Path(path_type=Path),
+              help="lce_benchmark_model for the device [$LCE_BENCHMARK_MODEL, then PATH].")
+@click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE",
+              help="Extra ssh option, e.g. IdentityFile=~/.ssh/pi (repeatable).")
+@click.option("--output", type=click.Path(path_type=Path),
+              help="JSON report [beside the model: NAME.benchmark-DEVICE.json].")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def benchmark(obj, model, device, threads, num_runs, warmup_runs, binary, ssh_options, output,
+              as_json):
+    """Latency of MODEL (a .tflite file; default: the latest export).
+
+    On the host through LCE's interpreter, or on a phone / Raspberry Pi
+    through LCE's lce_benchmark_model, copied there with adb or ssh.
+    """
+    _silence_python_logs(obj["verbose"])
+    from bnnzoo import atomic
+    from bnnzoo.export.benchmark import benchmark as run_benchmark
+    from bnnzoo.training import runs
+
+    if model is None:
+        model = _run(runs.latest_export)
+    report = _run(run_benchmark, model, device=device, num_threads=threads, num_runs=num_runs,
+                  warmup_runs=warmup_runs, binary=binary, ssh_options=ssh_options)
+    if output is None:
+        slug = re.sub(r"[^A-Za-z0-9@._-]+", "-", device)
+        output = Path(model).with_suffix(f".benchmark-{slug}.json")
+    _run(atomic.write_json, output, report.as_dict())
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        click.echo(f"{model} on {report.device}, {report.num_threads} thread(s), "
+                   f"{report.count} runs ({report.tool}):")
+        click.echo(report.summary_line())
+        click.echo(f"min {report.min_us:.0f} us, max {report.max_us:.0f} us, "
+                   f"std {report.std_us:.0f} us")
+        click.echo(f"Wrote {output}")
 
 
 if __name__ == "__main__":

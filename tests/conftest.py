@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,3 +31,26 @@ requires_fashion_mnist = pytest.mark.skipif(
     not FASHION_MNIST.is_dir() and not os.environ.get("CI"),
     reason="real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)",
 )
+
+
+# Small and fast on 2 cores: 14x14 inputs, a few hundred steps.
+QUICK = ["--input-size", "14", "--batch-size", "32", "--validation-steps", "4"]
+
+
+def run_cli(runs, *args, timeout=900):
+    return subprocess.run(cli_command(*args), env=cli_env(runs), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """bireal18 trained through the CLI on real Fashion-MNIST (shared by training and export tests)."""
+    if not FASHION_MNIST.is_dir() and not os.environ.get("CI"):
+        pytest.skip("real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    runs = tmp_path_factory.mktemp("runs")
+    run_dir = runs / "fmnist"
+    result = run_cli(runs, "train", "bireal18", "--dataset", "fashion_mnist", "--epochs", "2",
+                     "--steps-per-epoch", "60", "--learning-rate", "2e-3", "--output", run_dir,
+                     *QUICK)
+    assert result.returncode == 0, result.stderr
+    return runs, run_dir, result

@@ -1,34 +1,16 @@
 """Training through the CLI on real Fashion-MNIST: run directory, accuracy, resume."""
 
 import json
+import shutil
 import signal
 import subprocess
 import time
 
 import pytest
 
-from conftest import cli_command, cli_env, requires_fashion_mnist
+from conftest import QUICK, cli_command, cli_env, requires_fashion_mnist, run_cli
 
 pytestmark = requires_fashion_mnist
-
-# Small and fast on 2 cores: 14x14 inputs, a few hundred steps.
-QUICK = ["--input-size", "14", "--batch-size", "32", "--validation-steps", "4"]
-
-
-def run_cli(runs, *args, timeout=900):
-    return subprocess.run(cli_command(*args), env=cli_env(runs), capture_output=True, text=True,
-                          timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    run_dir = runs / "fmnist"
-    result = run_cli(runs, "train", "bireal18", "--dataset", "fashion_mnist", "--epochs", "2",
-                     "--steps-per-epoch", "60", "--learning-rate", "2e-3", "--output", run_dir, *QUICK)
-    assert result.returncode == 0, result.stderr
-    return runs, run_dir, result
-
 
 def test_run_directory_holds_everything_later_stages_read(trained):
     runs, run_dir, result = trained
@@ -57,11 +39,16 @@ def test_trained_model_is_clearly_above_chance_on_real_test_images(trained):
     assert report["top5"] > report["top1"]
 
 
-def test_evaluate_a_model_file_needs_a_dataset(trained):
+def test_a_model_file_outside_its_run_needs_a_dataset(trained, tmp_path):
     runs, run_dir, _ = trained
-    result = run_cli(runs, "evaluate", run_dir / "model.h5")
+    loose = shutil.copy(run_dir / "model.h5", tmp_path / "model.h5")
+    result = run_cli(runs, "evaluate", loose)
     assert result.returncode != 0 and "needs --dataset" in result.stderr
     assert "Traceback" not in result.stderr
+    result = run_cli(runs, "evaluate", loose, "--dataset", "fashion_mnist", "--limit", "500",
+                     "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["top1"] > 0.5
 
 
 def test_new_run_never_overwrites_and_resume_refuses_other_options(trained):

@@ -8,7 +8,7 @@ import tensorflow as tf
 from bnnzoo import datasets
 
 from . import recipes, runs
-from .train import load_trained_model
+from .train import load_source
 
 
 def evaluate_model(model: tf.keras.Model, data: datasets.Dataset, *, batch_size: int = 256,
@@ -34,22 +34,15 @@ def evaluate(target: Optional[Path] = None, *, dataset: Optional[str] = None,
              limit: Optional[int] = None) -> dict:
     """Evaluate a run (default: the latest) or a saved Keras model file.
 
-    A run brings its own dataset; ``dataset`` / ``data_dir`` override it. A
-    model file needs ``dataset``.
+    A run and a model file inside a run bring their own dataset; ``dataset`` /
+    ``data_dir`` override it. (Flatbuffers: ``bnnzoo.export.evaluate_flatbuffer``.)
     """
     target = Path(target) if target is not None else None
-    if target is not None and target.is_file():
-        if dataset is None:
-            raise ValueError(f"Evaluating the model file {target} needs --dataset.")
-        model = tf.keras.models.load_model(target, compile=False)
-        name = str(target)
-    else:
-        run_dir = runs.resolve_run(target)
-        config = runs.read_config(run_dir)
-        if dataset is None:
-            dataset, data_dir = config["dataset"], data_dir or config.get("data_dir")
-        model = load_trained_model(run_dir)
-        name = str(run_dir)
+    source = load_source(target)
+    if dataset is None:
+        dataset, data_dir = source.dataset, data_dir or source.data_dir
+    if dataset is None:
+        raise ValueError(f"Evaluating the model file {target} needs --dataset.")
     data = datasets.load(dataset, data_dir)
-    report = evaluate_model(model, data, batch_size=batch_size, limit=limit)
-    return {"model": name, **report}
+    report = evaluate_model(source.model, data, batch_size=batch_size, limit=limit)
+    return {"model": str(source.path), **report}

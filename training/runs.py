@@ -8,7 +8,8 @@ A run directory holds everything a later stage reads:
     history.csv, history.json, curves.png, logs/ (TensorBoard)
 
 ``runs/latest`` (under ``$BNNZOO_RUNS``, default ``./runs``) names the run
-that was started last, so later commands can default to it.
+that was started last, and ``runs/latest-export`` the last exported flatbuffer,
+so later commands can default to them.
 """
 
 import json
@@ -75,3 +76,24 @@ def read_config(run_dir: Path) -> dict:
 
 def write_config(run_dir: Path, config: dict) -> None:
     atomic.write_json(Path(run_dir) / CONFIG, config)
+
+
+def latest_export_pointer() -> Path:
+    return runs_root() / "latest-export"
+
+
+def set_latest_export(flatbuffer: Path) -> None:
+    atomic.write_text(latest_export_pointer(), str(Path(flatbuffer).resolve()) + "\n")
+
+
+def latest_export() -> Path:
+    """The flatbuffer written by the last successful ``export``."""
+    pointer = latest_export_pointer()
+    if not pointer.is_file():
+        raise RunError(
+            f"No export yet ({pointer} does not exist): run "
+            "`python cli.py export --target arm64` first, or name a .tflite file.")
+    path = Path(pointer.read_text().strip())
+    if not path.is_file():
+        raise RunError(f"{pointer} points to {path}, which no longer exists.")
+    return path

@@ -246,12 +246,20 @@ def train(config: TrainConfig, output: Optional[Path] = None, resume: bool = Fal
     return run_dir
 
 
+def load_model_file(path: Path) -> tf.keras.Model:
+    """A saved Keras model (h5 or SavedModel); the project's quantizers are registered."""
+    try:
+        return tf.keras.models.load_model(path, compile=False)
+    except Exception as err:  # noqa: BLE001  (h5py, protobuf, ... all mean "unreadable")
+        raise runs.RunError(f"Cannot load a Keras model from {path}: {err}") from None
+
+
 def load_trained_model(run_dir: Path) -> tf.keras.Model:
     """The run's trained model: ``model.h5``, or the last checkpoint of an
     unfinished run."""
     run_dir = Path(run_dir)
     if (run_dir / runs.MODEL).is_file():
-        return tf.keras.models.load_model(run_dir / runs.MODEL, compile=False)
+        return load_model_file(run_dir / runs.MODEL)
     model = build_model(config_from_dict(runs.read_config(run_dir)))
     checkpoint = tf.train.Checkpoint(model=model)
     latest = tf.train.latest_checkpoint(run_dir / runs.CHECKPOINTS)
@@ -259,3 +267,34 @@ def load_trained_model(run_dir: Path) -> tf.keras.Model:
         raise runs.RunError(f"{run_dir} has neither {runs.MODEL} nor a checkpoint yet.")
     checkpoint.restore(latest).expect_partial()
     return model
+
+
+@dataclasses.dataclass
+class ModelSource:
+    """A trained Keras model and where it came from (its run's dataset, if known)."""
+
+    model: tf.keras.Model
+    path: Path
+    run_dir: Optional[Path] = None
+    dataset: Optional[str] = None
+    data_dir: Optional[str] = None
+
+
+def load_source(target: Optional[Path] = None) -> ModelSource:
+    """A run directory (default: the latest run) or a Keras model file.
+
+    A model file inside a run directory (``RUN/model.h5``) knows its run's dataset.
+    """
+    if target is not None and Path(target).is_file():
+        path = Path(target)
+        run_dir = path.parent if (path.parent / runs.CONFIG).is_file() else None
+        model = load_model_file(path)
+    else:
+        run_dir = runs.resolve_run(target)
+        path = run_dir
+        model = load_trained_model(run_dir)
+    dataset = data_dir = None
+    if run_dir is not None:
+        config = runs.read_config(run_dir)
+        dataset, data_dir = config.get("dataset"), config.get("data_dir")
+    return ModelSource(model, path, run_dir, dataset, data_dir)

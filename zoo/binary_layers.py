@@ -15,6 +15,11 @@ def is_binary_layer(layer: tf.keras.layers.Layer) -> bool:
     return kernel_q is not None and hasattr(layer, "kernel") and _precision(kernel_q) == 1
 
 
+def is_binary_operation(layer: tf.keras.layers.Layer) -> bool:
+    """A binary layer whose input is 1-bit too: XNOR-popcount, ``LceBconv2d`` on LCE."""
+    return is_binary_layer(layer) and _precision(getattr(layer, "input_quantizer", None)) == 1
+
+
 def binary_layers(model: tf.keras.Model) -> List[tf.keras.layers.Layer]:
     """The binary layers of ``model``, nested models included, in order."""
     found = []
@@ -24,6 +29,11 @@ def binary_layers(model: tf.keras.Model) -> List[tf.keras.layers.Layer]:
         elif is_binary_layer(layer):
             found.append(layer)
     return found
+
+
+def binary_operations(model: tf.keras.Model) -> List[tf.keras.layers.Layer]:
+    """The layers that must run bitpacked once exported, in order."""
+    return [layer for layer in binary_layers(model) if is_binary_operation(layer)]
 
 
 def binary_kernels(model: tf.keras.Model) -> List[tf.Variable]:

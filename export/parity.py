@@ -1,0 +1,71 @@
+r"""Running a flatbuffer on the host, and its parity with the Keras model.
+
+The flatbuffer runs in LCE's interpreter (``larq_compute_engine.testing``),
+which executes the same operators as on the device: exact XNOR-popcount
+arithmetic for ``LceBconv2d`` (its indirect-BGEMM kernel, the fastest on x86),
+TFLite's float kernels for the rest. int8 inputs / outputs are (de)quantized
+with the tensors' own scale and zero point, \(x = s\,(q - z)\).
+
+Parity on \(N\) images compares the two models' outputs \(y^{K}, y^{L}\):
+top-1 agreement \(\frac{1}{N}\sum_n [\arg\max y^K_n = \arg\max y^L_n]\) and the
+largest \(|y^K - y^L|\) over all images and classes (the outputs are the
+models' softmax probabilities). The two compute the same function with
+different float rounding (LCE folds BatchNorm and weight scales into the
+binary convolution's output), and a pre-activation within rounding of zero
+flips its sign; in a binary net one flipped sign can flip others downstream,
+so a few predictions with a small margin may change.
+"""
+
+from typing import Iterable
+
+import larq_compute_engine as lce
+import numpy as np
+import tensorflow as tf
+
+
+def interpreter(buf: bytes, num_threads: int = 2):
+    return lce.testing.Interpreter(buf, num_threads=num_threads, use_indirect_bgemm=True)
+
+
+def predict_flatbuffer(buf: bytes, images: np.ndarray, *, num_threads: int = 2,
+                       runner=None) -> np.ndarray:
+    """The flatbuffer's float outputs for a batch of float ``images``."""
+    runner = runner or interpreter(buf, num_threads)
+    x = np.asarray(images, dtype=np.float32)
+    if runner.input_types[0] == np.int8:
+        scale, zero = runner.input_scales[0], runner.input_zero_points[0]
+        x = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
+    y = runner.predict(x)
+    if runner.output_types[0] == np.int8:
+        y = runner.output_scales[0] * (y.astype(np.float32) - runner.output_zero_points[0])
+    return np.asarray(y, dtype=np.float32)
+
+
+def predict_batches(buf: bytes, batches: Iterable, *, num_threads: int = 2):
+    """Yield ``(outputs, labels)`` for each ``(images, labels)`` batch."""
+    runner = interpreter(buf, num_threads)
+    for images, labels in batches:
+        yield predict_flatbuffer(buf, np.asarray(images), runner=runner), np.asarray(labels)
+
+
+def parity_report(model: tf.keras.Model, buf: bytes, images: np.ndarray,
+                  noise: float = 1e-6) -> dict:
+    """Top-1 agreement and the largest |output difference| on ``images``.
+
+    For scale it also gives the Keras model's agreement with itself when its
+    inputs move by ``noise`` standard deviations (float32 rounding size): a
+    binary net's sign flips make that less than 100 % too, so the flatbuffer
+    cannot be expected to do better than the model's own noise floor.
+    """
+    keras_out = model.predict(images, batch_size=64, verbose=0)
+    lce_out = predict_flatbuffer(buf, images)
+    top1 = np.argmax(keras_out, axis=-1)
+    agree = top1 == np.argmax(lce_out, axis=-1)
+    jitter = noise * float(images.std()) * np.random.default_rng(0).standard_normal(images.shape)
+    noisy_out = model.predict(images + jitter.astype(images.dtype), batch_size=64, verbose=0)
+    return {
+        "images": int(len(images)),
+        "top1_agreement": float(agree.mean()),
+        "max_abs_output_diff": float(np.abs(keras_out - lce_out).max()),
+        "keras_noise_floor_agreement": float((np.argmax(noisy_out, axis=-1) == top1).mean()),
+    }

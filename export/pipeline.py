@@ -1,0 +1,159 @@
+"""Run directory -> verified flatbuffer + report, and the flatbuffer's accuracy.
+
+``export_model`` is what ``cli.py export`` runs: load the trained Keras model,
+convert it (:mod:`.convert`), prove the result (:mod:`.report`, parity on real
+test images with :mod:`.parity`), and only then write ``MODEL-TARGET.tflite``
+and ``MODEL-TARGET.report.json`` atomically. A failed proof writes nothing, an
+existing file is replaced only when asked, and ``runs/latest-export`` points to
+the new file for ``benchmark`` and ``evaluate``.
+"""
+
+import datetime
+import json
+import os
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
+
+from bnnzoo import atomic, datasets
+from bnnzoo.training import runs
+from bnnzoo.training.train import load_source
+from bnnzoo.zoo.binary_layers import binary_operations
+
+from . import flatbuffer as fb
+from .convert import TARGETS, export_flatbuffer
+from .parity import parity_report, predict_batches
+from .report import DEFAULT_MIN_AGREEMENT, ExportError, check_report, export_report
+
+EXPORT_DIR = "export"
+
+
+def report_path(flatbuffer: Path) -> Path:
+    """``x.tflite`` -> ``x.report.json`` beside it."""
+    return Path(flatbuffer).with_suffix(".report.json")
+
+
+def _check_writable(path: Path, overwrite: bool) -> None:
+    if path.suffix != ".tflite":
+        raise ValueError(f"The output file must end in .tflite, got {path}.")
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{path} already exists; choose another --output or pass --overwrite to replace it.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as err:
+        raise OSError(f"Cannot write to {path.parent}: {err.strerror or err}.") from None
+
+
+def first_test_images(data: datasets.Dataset, image_shape, count: int) -> np.ndarray:
+    """The first ``count`` test images, preprocessed for a model input."""
+    batches = datasets.pipeline(data, "test", image_shape=image_shape, batch_size=count,
+                                limit=count)
+    return next(iter(batches))[0].numpy()
+
+
+def _versions() -> dict:
+    return {name: metadata.version(name)
+            for name in ("tensorflow", "larq", "larq-compute-engine", "bnnzoo")}
+
+
+def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
+                 output: Optional[Path] = None, dataset: Optional[str] = None,
+                 data_dir: Optional[str] = None, parity_images: int = 256,
+                 min_agreement: Optional[float] = None, int8_io: bool = False,
+                 overwrite: bool = False) -> Tuple[Path, dict]:
+    """Export a run (default: the latest) or a Keras model file; return (file, report).
+
+    Raises :class:`ExportError` if a binary layer is not bitpacked or parity
+    fails; nothing is written then.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"Unknown target {target!r}. Targets: {', '.join(TARGETS)}.")
+    min_agreement = DEFAULT_MIN_AGREEMENT if min_agreement is None else min_agreement
+    if parity_images < 1:
+        raise ValueError("--parity-images must be at least 1.")
+    source = load_source(source_path)
+    model = source.model
+    name = runs.read_config(source.run_dir)["model"] if source.run_dir else model.name
+    if output is None:
+        folder = source.run_dir / EXPORT_DIR if source.run_dir else source.path.parent
+        output = folder / f"{name}-{target}.tflite"
+    output = Path(output)
+    _check_writable(output, overwrite)
+    if not binary_operations(model):
+        raise ExportError(
+            f"{source.path} has no binary layers (1-bit input and kernel): nothing to "
+            "bitpack. Export binary models only.")
+    dataset, data_dir = dataset or source.dataset, data_dir or source.data_dir
+    if dataset is None:
+        raise ValueError(f"Parity needs real test images: pass --dataset for {source.path}.")
+    data = datasets.load(dataset, data_dir)
+    if model.output_shape[-1] != data.num_classes:
+        raise ValueError(f"The model predicts {model.output_shape[-1]} classes but {data.name} "
+                         f"has {data.num_classes}.")
+
+    buf = export_flatbuffer(model, target, int8_io=int8_io)
+    report = {
+        "flatbuffer": output.name, "model": name, "target": target, "source": str(source.path),
+        "dataset": dataset, "data_dir": data_dir,
+        "input_shape": [int(d) for d in model.input_shape[1:]],
+        **export_report(model, buf),
+    }
+    images = first_test_images(data, model.input_shape[1:], parity_images)
+    report["parity"] = {**parity_report(model, buf, images), "min_agreement": min_agreement}
+    report["created"] = datetime.datetime.now().isoformat(timespec="seconds")
+    report["versions"] = _versions()
+    check_report(report, min_agreement)
+
+    with atomic.atomic_path(output) as tmp:
+        tmp.write_bytes(buf)
+    atomic.write_json(report_path(output), report)
+    runs.set_latest_export(output)
+    return output, report
+
+
+def read_flatbuffer(path: Path) -> bytes:
+    """The bytes of a flatbuffer file, checked to be one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist.")
+    buf = path.read_bytes()
+    fb.operators(buf)  # raises FlatbufferError (a ValueError) on a damaged file
+    return buf
+
+
+def evaluate_flatbuffer(path: Optional[Path] = None, *, dataset: Optional[str] = None,
+                        data_dir: Optional[str] = None, batch_size: int = 256,
+                        limit: Optional[int] = None, num_threads: int = 2) -> dict:
+    """Top-1 / top-5 of the flatbuffer itself (LCE's interpreter) on the test split.
+
+    The dataset defaults to the one recorded in the flatbuffer's export report.
+    """
+    path = Path(path) if path is not None else runs.latest_export()
+    buf = read_flatbuffer(path)
+    if dataset is None and report_path(path).is_file():
+        recorded = json.loads(report_path(path).read_text())
+        dataset, data_dir = recorded.get("dataset"), data_dir or recorded.get("data_dir")
+    if dataset is None:
+        raise ValueError(f"Evaluating {path} needs --dataset (it has no export report).")
+    data = datasets.load(dataset, data_dir)
+    batches = datasets.pipeline(data, "test", image_shape=fb.input_shape(buf), batch_size=batch_size,
+                                limit=limit)
+    top1 = top5 = seen = 0
+    for outputs, labels in predict_batches(buf, batches, num_threads=num_threads):
+        if outputs.shape[-1] != data.num_classes:
+            raise ValueError(f"{path} predicts {outputs.shape[-1]} classes but {data.name} has "
+                             f"{data.num_classes}.")
+        truth = labels.argmax(-1)
+        best5 = np.argsort(-outputs, axis=-1)[:, :5]
+        top1 += int((best5[:, 0] == truth).sum())
+        top5 += int((best5 == truth[:, None]).any(-1).sum())
+        seen += len(truth)
+    return {"model": str(path), "runtime": "LCE interpreter", "top1": top1 / seen,
+            "top5": top5 / seen, "examples": seen, "dataset": data.name, "source": data.source}
+

@@ -1,0 +1,143 @@
+r"""The proof that an export is what it claims: bitpacked, small, and faithful.
+
+For one Keras model and its flatbuffer the report holds
+
+* the operator histogram of the flatbuffer;
+* every Keras layer whose input and kernel are both 1-bit, matched one-to-one to
+  an ``LceBconv2d`` (by the layer's name in the operator's tensor names, then by
+  kernel size, channels and stride); an unmatched layer did not become bitpacked;
+* the share of MACs that run as binary operations, read from the flatbuffer:
+  \( \text{MAC}_{bin} / (\text{MAC}_{bin} + \text{MAC}_{float}) \);
+* the file's size against the float32 size of the network (\(4 \times\) params)
+  and its 1-bit budget (binary params / 8 + other params \(\times\) 4 bytes);
+* parity with the Keras model on real test images (:mod:`.parity`).
+
+:func:`check_report` turns a failed proof into :class:`ExportError`.
+"""
+
+from typing import List, Sequence
+
+import tensorflow as tf
+
+from bnnzoo.zoo.binary_layers import binary_operations
+
+from . import flatbuffer as fb
+from .footprint import footprint
+
+DEFAULT_MIN_AGREEMENT = 0.97
+
+
+class ExportError(Exception):
+    """An export that is not bitpacked where it should be, or not faithful."""
+
+
+def _layer_signature(layer) -> tuple:
+    k_h, k_w, c_in, c_out = (int(d) for d in layer.kernel.shape)
+    stride_h, stride_w = layer.strides
+    return (k_h, k_w, c_in, c_out, int(stride_h), int(stride_w))
+
+
+def match_binary_layers(layers: Sequence, ops: Sequence[fb.Operator]) -> List[str]:
+    """Names of the binary ``layers`` with no ``LceBconv2d`` of their own in ``ops``."""
+    free = [op for op in ops if op.binary]
+    unmatched = []
+    for layer in layers:  # 1. the layer's name in the operator's tensor names
+        needle = f"/{layer.name}/"
+        op = next((op for op in free if any(needle in n for n in op.input_names + op.output_names)),
+                  None)
+        if op is None:
+            unmatched.append(layer)
+        else:
+            free.remove(op)
+    missing = []
+    for layer in unmatched:  # 2. the same convolution shape
+        if getattr(layer, "kernel", None) is None or len(layer.kernel.shape) != 4:
+            missing.append(layer.name)
+            continue
+        op = next((op for op in free if op.signature == _layer_signature(layer)), None)
+        if op is None:
+            missing.append(layer.name)
+        else:
+            free.remove(op)
+    return missing
+
+
+def export_report(model: tf.keras.Model, buf: bytes) -> dict:
+    """Operators, bitpacking, MAC share and sizes of ``buf`` exported from ``model``."""
+    ops = fb.operators(buf)
+    layers = binary_operations(model)
+    missing = match_binary_layers(layers, ops)
+    binary_macs = sum(op.macs for op in ops if op.binary)
+    float_macs = sum(op.macs for op in ops if not op.binary)
+    fp = footprint(model)
+    inputs, outputs = fb.io_types(buf)
+    return {
+        "operators": fb.operator_histogram(buf),
+        "binary_convolutions": {
+            "keras": len(layers),
+            "lce_bconv2d": sum(op.binary for op in ops),
+            "not_bitpacked": missing,
+        },
+        "macs": {
+            "binary": binary_macs,
+            "float": float_macs,
+            "binary_share": binary_macs / max(binary_macs + float_macs, 1),
+        },
+        "size": {
+            "flatbuffer_bytes": len(buf),
+            "float32_bytes": fp.size_float32_bytes,
+            "one_bit_budget_bytes": fp.size_1bit_bytes,
+            "vs_float32": len(buf) / fp.size_float32_bytes,
+            "vs_one_bit_budget": len(buf) / fp.size_1bit_bytes,
+        },
+        "io_types": {"input": inputs, "output": outputs},
+    }
+
+
+def check_report(report: dict, min_agreement: float = DEFAULT_MIN_AGREEMENT) -> None:
+    """Raise :class:`ExportError` naming what failed."""
+    problems = []
+    missing = report["binary_convolutions"]["not_bitpacked"]
+    if missing:
+        problems.append(
+            f"{len(missing)} binary layer(s) did not become LceBconv2d: {', '.join(missing)}. "
+            "LCE bitpacks 2D convolutions whose input is a sign it recognises and whose "
+            "kernel is ±1 (times a per-channel scale); binary dense layers and other "
+            "1-bit layers run in float on the device.")
+    parity = report.get("parity")
+    if parity is not None and parity["top1_agreement"] < min_agreement:
+        problems.append(
+            f"The flatbuffer's top-1 agrees with the Keras model's on only "
+            f"{100 * parity['top1_agreement']:.1f} % of {parity['images']} test images "
+            f"(threshold {100 * min_agreement:.1f} %; largest |output difference| "
+            f"{parity['max_abs_output_diff']:.3g}; the Keras model agrees with itself on "
+            f"{100 * parity['keras_noise_floor_agreement']:.1f} % under float-rounding noise).")
+    if problems:
+        raise ExportError(" ".join(problems))
+
+
+def format_report(report: dict) -> str:
+    """The report as the table ``cli.py export`` prints."""
+    size, macs, bconv = report["size"], report["macs"], report["binary_convolutions"]
+    lines = [f"{'operator':<24} {'count':>6}"]
+    lines += [f"{name:<24} {count:>6}" for name, count in report["operators"].items()]
+    lines += [
+        "",
+        f"binary convolutions     {bconv['lce_bconv2d']} LceBconv2d for {bconv['keras']} in Keras"
+        + (f"; NOT bitpacked: {', '.join(bconv['not_bitpacked'])}" if bconv["not_bitpacked"] else ""),
+        f"binary MACs             {100 * macs['binary_share']:.2f} % "
+        f"({macs['binary']:,} binary, {macs['float']:,} float per image)",
+        f"flatbuffer size         {size['flatbuffer_bytes']:,} bytes = "
+        f"{size['vs_float32']:.3f}x float32 ({size['float32_bytes']:,}), "
+        f"{size['vs_one_bit_budget']:.3f}x 1-bit budget ({size['one_bit_budget_bytes']:,})",
+        f"input / output          {', '.join(report['io_types']['input'])} / "
+        f"{', '.join(report['io_types']['output'])}",
+    ]
+    parity = report.get("parity")
+    if parity is not None:
+        lines.append(
+            f"{'parity (' + str(parity['images']) + ' images)':<24} top-1 agreement "
+            f"{100 * parity['top1_agreement']:.2f} %, largest |output difference| "
+            f"{parity['max_abs_output_diff']:.2e} (Keras vs itself under rounding noise: "
+            f"{100 * parity['keras_noise_floor_agreement']:.2f} %)")
+    return "\n".join(lines)

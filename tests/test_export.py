@@ -1,0 +1,136 @@
+"""LCE export: bitpacking proof, MAC and size accounting, parity, int8 I/O."""
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bnnzoo import export
+from bnnzoo.export import flatbuffer as fb
+from bnnzoo.export.report import match_binary_layers
+
+
+def tiny_bnn(side=8, name="tiny", binary_head=False):
+    """Float stem, two Bi-Real-style binary blocks, float (or binary) dense head."""
+    inp = tf.keras.Input((side, side, 1))
+    x = tf.keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inp)
+    x = tf.keras.layers.BatchNormalization()(x)
+    for i in range(2):
+        y = lq.layers.QuantConv2D(8, 3, padding="same", pad_values=1.0, use_bias=False,
+                                  input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+                                  kernel_constraint="weight_clip", name=f"binary_{i}")(x)
+        x = tf.keras.layers.add([x, tf.keras.layers.BatchNormalization()(y)])
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    if binary_head:  # XNOR-Net / BinaryAlexNet style: LCE has no binary dense kernel
+        out = lq.layers.QuantDense(10, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+                                   kernel_constraint="weight_clip", activation="softmax",
+                                   name="binary_dense")(x)
+    else:
+        out = tf.keras.layers.Dense(10, activation="softmax")(x)
+    model = tf.keras.Model(inp, out, name=name)
+    # Non-trivial BatchNorm statistics, so that folding them is exercised.
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 2, gamma.shape), rng.normal(0, 0.5, beta.shape),
+                               rng.normal(0, 0.5, mean.shape), rng.uniform(0.5, 2, var.shape)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model = tiny_bnn()
+    return model, export.export_flatbuffer(model, "arm64")
+
+
+def test_every_binary_conv_becomes_lce_bconv2d(tiny):
+    model, buf = tiny
+    report = export.export_report(model, buf)
+    assert report["operators"]["LceBconv2d"] == 2
+    assert report["binary_convolutions"] == {"keras": 2, "lce_bconv2d": 2, "not_bitpacked": []}
+    assert report["operators"]["CONV_2D"] == 1  # the float stem
+    export.check_report(report)  # does not raise
+
+
+def test_binary_mac_share_is_read_from_the_flatbuffer(tiny):
+    model, buf = tiny
+    macs = export.export_report(model, buf)["macs"]
+    binary = 2 * (8 * 8) * 8 * 3 * 3 * 8  # two 3x3 convs, 8 -> 8 channels, 8x8 outputs
+    floating = (8 * 8) * 8 * 3 * 3 * 1 + 8 * 10  # the stem and the dense head
+    assert macs["binary"] == binary and macs["float"] == floating
+    assert macs["binary_share"] == pytest.approx(binary / (binary + floating))
+    fp = export.footprint(model)  # larq's own count agrees
+    assert (fp.binary_macs, fp.float_macs) == (binary, floating)
+
+
+def test_sizes_against_float32_and_the_one_bit_budget(tiny):
+    model, buf = tiny
+    size = export.export_report(model, buf)["size"]
+    fp = export.footprint(model)
+    assert size["flatbuffer_bytes"] == len(buf)
+    assert size["float32_bytes"] == 4 * model.count_params()
+    assert size["one_bit_budget_bytes"] == 2 * 8 * 8 * 9 // 8 + 4 * (model.count_params() - 2 * 576)
+    assert size["vs_float32"] == pytest.approx(len(buf) / fp.size_float32_bytes)
+
+
+def test_a_binary_layer_lce_cannot_bitpack_fails_the_export_by_name():
+    model = tiny_bnn(binary_head=True, name="binary_head")
+    buf = export.export_flatbuffer(model, "arm64")
+    report = export.export_report(model, buf)
+    assert report["operators"]["LceBconv2d"] == 2 and report["operators"]["FULLY_CONNECTED"] == 1
+    assert report["binary_convolutions"] == {"keras": 3, "lce_bconv2d": 2,
+                                             "not_bitpacked": ["binary_dense"]}
+    with pytest.raises(export.ExportError, match="did not become LceBconv2d: binary_dense"):
+        export.check_report(report)
+
+
+def test_matching_falls_back_to_the_convolution_shape():
+    layer = lq.layers.QuantConv2D(16, 3, strides=2, input_quantizer="ste_sign",
+                                  kernel_quantizer="ste_sign", name="renamed")
+    layer.build((None, 8, 8, 32))
+    op = fb.Operator(name="LceBconv2d", input_names=("model/other/Sign",), output_names=(),
+                     output_shape=(1, 4, 4, 16), weight_shape=(16, 3, 3, 1),
+                     options={"channels_in": 32, "stride_height": 2, "stride_width": 2}, macs=0)
+    assert match_binary_layers([layer], [op]) == []
+    wrong = fb.Operator(**{**op.__dict__, "options": {**op.options, "stride_height": 1}})
+    assert match_binary_layers([layer], [wrong]) == ["renamed"]
+
+
+def test_parity_on_images(tiny):
+    model, buf = tiny
+    images = np.random.default_rng(1).normal(size=(32, 8, 8, 1)).astype("float32")
+    parity = export.parity_report(model, buf, images)
+    assert parity["images"] == 32
+    assert parity["top1_agreement"] == 1.0
+    assert parity["max_abs_output_diff"] < 1e-4
+
+
+def test_failed_parity_fails_the_export(tiny):
+    model, buf = tiny
+    report = export.export_report(model, buf)
+    report["parity"] = {"images": 256, "top1_agreement": 0.9, "max_abs_output_diff": 0.5,
+                        "keras_noise_floor_agreement": 0.99}
+    with pytest.raises(export.ExportError, match="90.0 % of 256"):
+        export.check_report(report, min_agreement=0.99)
+
+
+def test_int8_io_is_refused_for_a_float_model(tiny):
+    model, _ = tiny
+    with pytest.raises(ValueError, match="int8 quantization statistics"):
+        export.export_flatbuffer(model, "arm64", int8_io=True)
+
+
+def test_unknown_target_and_damaged_flatbuffers():
+    with pytest.raises(ValueError, match="Targets: arm64, armv7, xcore"):
+        export.export_flatbuffer(tiny_bnn(), "riscv")
+    with pytest.raises(export.FlatbufferError):
+        fb.operators(b"not a flatbuffer at all")
+
+
+def test_damaged_flatbuffer_is_refused_before_the_interpreter(tiny, tmp_path):
+    _, buf = tiny
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(buf[: len(buf) // 3])
+    with pytest.raises(export.FlatbufferError):
+        export.read_flatbuffer(cut)

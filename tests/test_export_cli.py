@@ -1,0 +1,121 @@
+"""train -> export -> evaluate the flatbuffer -> benchmark, through the CLI, on real data."""
+
+import json
+
+import pytest
+import tensorflow as tf
+
+from bnnzoo import export
+from conftest import run_cli
+from test_export import tiny_bnn
+
+
+@pytest.fixture(scope="module")
+def exported(trained):
+    runs, run_dir, _ = trained
+    result = run_cli(runs, "export", "--target", "arm64")  # the latest run
+    assert result.returncode == 0, result.stderr
+    return runs, run_dir, run_dir / "export" / "bireal18-arm64.tflite", result
+
+
+def test_export_proves_every_binary_convolution_is_bitpacked(exported):
+    runs, run_dir, tflite, result = exported
+    assert tflite.is_file() and tflite.read_bytes()[4:8] == b"TFL3"
+    report = json.loads(export.report_path(tflite).read_text())
+    assert report["binary_convolutions"] == {"keras": 16, "lce_bconv2d": 16, "not_bitpacked": []}
+    assert report["operators"]["LceBconv2d"] == 16 and report["operators"]["LceQuantize"] == 16
+    assert report["macs"]["binary_share"] > 0.9
+    assert report["size"]["flatbuffer_bytes"] == tflite.stat().st_size
+    assert report["size"]["vs_one_bit_budget"] < 1.05  # bitpacked: near the 1-bit budget
+    assert report["size"]["vs_float32"] < 0.1
+    assert report["parity"]["images"] == 256 and report["parity"]["top1_agreement"] >= 0.97
+    assert report["dataset"] == "fashion_mnist" and report["target"] == "arm64"
+    assert "16 LceBconv2d for 16 in Keras" in result.stdout
+    assert (runs / "latest-export").read_text().strip() == str(tflite.resolve())
+
+
+def test_deployed_top1_equals_the_keras_top1_on_the_full_test_split(exported):
+    runs, run_dir, tflite, _ = exported
+    keras = run_cli(runs, "evaluate", run_dir, "--json")
+    deployed = run_cli(runs, "evaluate", tflite, "--json")  # dataset from the export report
+    assert keras.returncode == 0 and deployed.returncode == 0, keras.stderr + deployed.stderr
+    keras, deployed = json.loads(keras.stdout), json.loads(deployed.stdout)
+    assert deployed["runtime"] == "LCE interpreter"
+    assert deployed["examples"] == keras["examples"] == 10_000
+    assert abs(deployed["top1"] - keras["top1"]) <= 0.001, (keras, deployed)
+    assert deployed["top1"] > 0.5
+
+
+def test_host_benchmark_of_the_latest_export(exported):
+    runs, _, tflite, _ = exported
+    result = run_cli(runs, "benchmark", "--num-runs", "5", "--threads", "2")
+    assert result.returncode == 0, result.stderr
+    assert "Inference timings in us: Init: " in result.stdout
+    saved = json.loads(tflite.with_suffix(".benchmark-host.json").read_text())
+    assert saved["count"] == 5 and saved["num_threads"] == 2 and saved["avg_us"] > 0
+
+
+def test_an_export_never_replaces_a_good_file(exported):
+    runs, run_dir, tflite, _ = exported
+    before = tflite.read_bytes()
+    result = run_cli(runs, "export", run_dir)
+    assert result.returncode == 1 and "already exists" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert tflite.read_bytes() == before
+
+
+def test_bad_export_and_flatbuffer_input_gives_one_message(exported, tmp_path):
+    runs, run_dir, tflite, _ = exported
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(tflite.read_bytes()[:1000])
+    cases = [
+        (["evaluate", cut, "--dataset", "fashion_mnist"], "Not a TFLite flatbuffer"),
+        (["export", run_dir, "--output", tmp_path / "model.bin"], "must end in .tflite"),
+        (["export", run_dir, "--output", "/proc/forbidden/model.tflite"], "Cannot write"),
+        (["export", run_dir, "--target", "riscv"], "Invalid value for '--target'"),
+        (["benchmark", tmp_path / "missing.tflite"], "does not exist"),
+    ]
+    for args, message in cases:
+        result = run_cli(runs, *args)
+        assert result.returncode != 0, args
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr, args
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    path = tmp_path / "tiny.h5"
+    tiny_bnn(side=8).save(path)
+    return path
+
+
+def test_export_a_model_file_for_armv7_warns_about_32_bit(model_file, tmp_path):
+    result = run_cli(tmp_path / "runs", "export", model_file, "--target", "armv7",
+                     "--dataset", "fashion_mnist", "--parity-images", "64")
+    assert result.returncode == 0, result.stderr
+    assert "64-bit OS" in result.stderr
+    assert (tmp_path / "tiny-armv7.tflite").is_file()
+    report = json.loads((tmp_path / "tiny-armv7.report.json").read_text())
+    assert report["binary_convolutions"]["lce_bconv2d"] == 2 and report["parity"]["images"] == 64
+
+
+def test_a_model_file_without_a_dataset_or_binary_layers_is_refused(model_file, tmp_path):
+    result = run_cli(tmp_path / "runs", "export", model_file)
+    assert result.returncode == 1 and "pass --dataset" in result.stderr
+    floating = tmp_path / "float.h5"
+    tf.keras.Sequential([tf.keras.Input((8, 8, 1)), tf.keras.layers.Flatten(),
+                         tf.keras.layers.Dense(10)]).save(floating)
+    result = run_cli(tmp_path / "runs", "export", floating, "--dataset", "fashion_mnist")
+    assert result.returncode == 1 and "no binary layers" in result.stderr
+    assert not list(tmp_path.glob("*.tflite"))
+
+
+def test_a_layer_that_is_not_bitpacked_fails_the_export_and_writes_nothing(tmp_path):
+    path = tmp_path / "binary_head.h5"
+    tiny_bnn(binary_head=True).save(path)
+    result = run_cli(tmp_path / "runs", "export", path, "--dataset", "fashion_mnist",
+                     "--parity-images", "16")
+    assert result.returncode == 1
+    assert "did not become LceBconv2d: binary_dense" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("*.tflite")) and not list(tmp_path.glob("*.json"))
