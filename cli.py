@@ -97,6 +97,8 @@ def _run(fn, *args, **kwargs):
         click.echo("Interrupted.", err=True)
         sys.exit(130)
     except _user_errors() as err:
+        if os.environ.get("BNNZOO_VERBOSE") == "1":
+            raise  # --verbose: the whole story
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         raise UserError(str(message)) from None
 
@@ -264,7 +266,7 @@ def export(obj, source, target, output, dataset, data_dir, parity_images, min_ag
               "any aarch64 Linux).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--num-runs", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--warmup-runs", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--warmup-runs", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--binary", type=click.Path(path_type=Path),
               help="lce_benchmark_model for the device [$LCE_BENCHMARK_MODEL, then PATH].")
 @click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE",
@@ -292,7 +294,6 @@ def benchmark(obj, model, device, threads, num_runs, warmup_runs, binary, ssh_op
     if output is None:
         slug = re.sub(r"[^A-Za-z0-9@._-]+", "-", device)
         output = Path(model).with_suffix(f".benchmark-{slug}.json")
-    _run(atomic.write_json, output, report.as_dict())
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
@@ -301,6 +302,8 @@ def benchmark(obj, model, device, threads, num_runs, warmup_runs, binary, ssh_op
         click.echo(report.summary_line())
         click.echo(f"min {report.min_us:.0f} us, max {report.max_us:.0f} us, "
                    f"std {report.std_us:.0f} us")
+    _run(atomic.write_json, output, report.as_dict())
+    if not as_json:
         click.echo(f"Wrote {output}")
 
 

@@ -27,8 +27,6 @@ flatbuffers to a temporary folder.
 
 import argparse
 import datetime
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -44,6 +42,7 @@ from bnnzoo import atomic
 from bnnzoo.export import export_flatbuffer, footprint, operator_histogram
 from bnnzoo.export.benchmark import host_benchmark
 from bnnzoo.zoo.bireal import BiRealNet18, BiRealNet18ZeroPadded
+from machine import machine  # benchmarks/machine.py, beside this script
 
 RESULTS = Path(__file__).parent / "results" / "export_size_latency.json"
 SHAPE = (224, 224, 3)
@@ -67,21 +66,11 @@ def float_flatbuffer(model):
     return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=10, help="timed inferences per round")
-    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds per row")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating rounds per row")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -127,7 +116,7 @@ def main(argv=None):
                      "larq_zoo.literature.BiRealNet, both through larq_compute_engine.convert_keras_model",
         "command": " ".join(["python benchmarks/export_size_latency.py", *(argv or sys.argv[1:])]),
         "date": datetime.date.today().isoformat(),
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "input_shape": list(SHAPE),
         "interpreter": "larq_compute_engine.testing.Interpreter (default kernels)",
         "threads": args.threads, "runs_per_round": args.runs, "rounds": args.repeats,

@@ -18,8 +18,6 @@ Writes ``benchmarks/results/training_throughput.json`` (atomically).
 import argparse
 import dataclasses
 import datetime
-import os
-import platform
 import statistics
 import sys
 import time
@@ -33,6 +31,7 @@ import tensorflow as tf
 from bnnzoo import atomic, datasets
 from bnnzoo.training import TrainConfig, recipes
 from bnnzoo.training.train import build_model, compile_model, resolve
+from machine import machine  # benchmarks/machine.py, beside this script
 
 RESULTS = Path(__file__).parent / "results" / "training_throughput.json"
 TARGET = 1.8
@@ -68,16 +67,6 @@ def larq_zoo_plain(config):
         metrics=recipes.make_metrics(),
     )
     return model
-
-
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv=None):
@@ -117,7 +106,7 @@ def main(argv=None):
         "benchmark": "training throughput, bireal18 (bnnzoo) vs larq_zoo.literature.BiRealNet + model.fit",
         "command": " ".join(["python benchmarks/training_throughput.py", *(argv or sys.argv[1:])]),
         "date": datetime.date.today().isoformat(),
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "input_shape": list(config.input_shape),
         "batch_size": args.batch_size,
         "timed_steps_per_round": args.steps,

@@ -15,10 +15,12 @@ PathLike = Union[str, os.PathLike]
 
 
 @contextlib.contextmanager
-def atomic_path(target: PathLike) -> Iterator[Path]:
+def atomic_path(target: PathLike, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it replaces ``target``.
 
-    On any error the temporary file is removed and ``target`` is untouched.
+    On any error the temporary file is removed and ``target`` is untouched. With
+    ``overwrite=False`` an existing ``target`` (even one created meanwhile by
+    another process) raises ``FileExistsError`` instead of being replaced.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -29,7 +31,10 @@ def atomic_path(target: PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, target)
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            os.link(tmp, target)  # atomic, and fails if target exists
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -480,7 +480,9 @@ def ssh_commands(
 _HINTS = {
     "adb": "check that `adb devices` lists it as 'device' "
     "(connected, USB debugging on, this computer authorised)",
-    "ssh": "check that it is on and reachable and that key-based ssh login works without a password",
+    "ssh": "check that it is on and reachable and that key-based ssh login works without a "
+    "password (`ssh HOST true`); for a device never connected to before, add "
+    "--ssh-option StrictHostKeyChecking=accept-new",
 }
 _INSTALL = {
     "adb": "install Android's platform tools (Debian: apt-get install adb)",

@@ -14,6 +14,10 @@ import tensorflow as tf
 
 from .flatbuffer import io_types
 
+class ConversionError(ValueError):
+    """LCE's converter rejected the model."""
+
+
 #: Our targets -> LCE's converter target, and who runs them.
 TARGETS: Dict[str, str] = {
     "arm64": "arm",   # Android phones, 64-bit Raspberry Pi OS: LCE's optimised kernels
@@ -22,9 +26,9 @@ TARGETS: Dict[str, str] = {
 }
 
 TARGET_NOTES: Dict[str, str] = {
-    "armv7": ("LCE's optimised binary kernels need a 64-bit OS (aarch64): on 32-bit "
-              "Raspberry Pi OS this flatbuffer runs, but without them. Install the 64-bit "
-              "OS and use --target arm64 for speed."),
+    "armv7": ("LCE's fastest binary kernels (its aarch64 BGEMM) need a 64-bit OS: on "
+              "32-bit Raspberry Pi OS this flatbuffer runs, but slower. For speed install the "
+              "64-bit OS and use --target arm64 (the same flatbuffer)."),
     "xcore": ("xcore flatbuffers run on XMOS's xcore.ai runtime, which lce_benchmark_model "
               "does not cover; the parity check runs them through LCE's interpreter here."),
 }
@@ -42,8 +46,12 @@ def export_flatbuffer(model: tf.keras.Model, target: str = "arm64", *,
     if target not in TARGETS:
         raise ValueError(f"Unknown target {target!r}. Targets: {', '.join(TARGETS)}.")
     io_type = tf.int8 if int8_io else tf.float32
-    buf = lce.convert_keras_model(model, inference_input_type=io_type,
-                                  inference_output_type=io_type, target=TARGETS[target])
+    try:
+        buf = lce.convert_keras_model(model, inference_input_type=io_type,
+                                      inference_output_type=io_type, target=TARGETS[target])
+    except Exception as err:  # noqa: BLE001  (the converter raises many kinds)
+        last = str(err).strip().splitlines()[-1:] or [type(err).__name__]
+        raise ConversionError(f"LCE could not convert {model.name}: {last[0]}") from err
     if int8_io and io_types(buf) != (["INT8"], ["INT8"]):
         raise ValueError(
             "int8 input/output needs a model with int8 quantization statistics "

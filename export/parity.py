@@ -24,13 +24,15 @@ import tensorflow as tf
 
 
 def interpreter(buf: bytes, num_threads: int = 2):
-    return lce.testing.Interpreter(buf, num_threads=num_threads, use_indirect_bgemm=True)
+    """LCE's interpreter for ``buf``; ``ValueError`` if it cannot run it."""
+    try:
+        return lce.testing.Interpreter(buf, num_threads=num_threads, use_indirect_bgemm=True)
+    except RuntimeError as err:  # e.g. an operator LCE's runtime does not have
+        raise ValueError(f"LCE's interpreter cannot run this flatbuffer: {err}") from None
 
 
-def predict_flatbuffer(buf: bytes, images: np.ndarray, *, num_threads: int = 2,
-                       runner=None) -> np.ndarray:
-    """The flatbuffer's float outputs for a batch of float ``images``."""
-    runner = runner or interpreter(buf, num_threads)
+def predict(runner, images: np.ndarray) -> np.ndarray:
+    """Float outputs of an interpreter for a batch of float ``images``."""
     x = np.asarray(images, dtype=np.float32)
     if runner.input_types[0] == np.int8:
         scale, zero = runner.input_scales[0], runner.input_zero_points[0]
@@ -41,11 +43,16 @@ def predict_flatbuffer(buf: bytes, images: np.ndarray, *, num_threads: int = 2,
     return np.asarray(y, dtype=np.float32)
 
 
+def predict_flatbuffer(buf: bytes, images: np.ndarray, *, num_threads: int = 2) -> np.ndarray:
+    """The flatbuffer's float outputs for a batch of float ``images``."""
+    return predict(interpreter(buf, num_threads), images)
+
+
 def predict_batches(buf: bytes, batches: Iterable, *, num_threads: int = 2):
     """Yield ``(outputs, labels)`` for each ``(images, labels)`` batch."""
     runner = interpreter(buf, num_threads)
     for images, labels in batches:
-        yield predict_flatbuffer(buf, np.asarray(images), runner=runner), np.asarray(labels)
+        yield predict(runner, np.asarray(images)), np.asarray(labels)
 
 
 def parity_report(model: tf.keras.Model, buf: bytes, images: np.ndarray,

@@ -10,7 +10,6 @@ the new file for ``benchmark`` and ``evaluate``.
 
 import datetime
 import json
-import os
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -39,9 +38,10 @@ def report_path(flatbuffer: Path) -> Path:
 def _check_writable(path: Path, overwrite: bool) -> None:
     if path.suffix != ".tflite":
         raise ValueError(f"The output file must end in .tflite, got {path}.")
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists; choose another --output or pass --overwrite to replace it.")
+    for existing in (path, report_path(path)):
+        if existing.exists() and not overwrite:
+            raise FileExistsError(f"{existing} already exists; choose another --output or "
+                                  "pass --overwrite to replace it.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path.parent):
@@ -58,8 +58,13 @@ def first_test_images(data: datasets.Dataset, image_shape, count: int) -> np.nda
 
 
 def _versions() -> dict:
-    return {name: metadata.version(name)
-            for name in ("tensorflow", "larq", "larq-compute-engine", "bnnzoo")}
+    found = {}
+    for name in ("tensorflow", "larq", "larq-compute-engine", "bnnzoo"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:  # e.g. bnnzoo run from a source tree
+            found[name] = None
+    return found
 
 
 def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
@@ -89,7 +94,8 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
         raise ExportError(
             f"{source.path} has no binary layers (1-bit input and kernel): nothing to "
             "bitpack. Export binary models only.")
-    dataset, data_dir = dataset or source.dataset, data_dir or source.data_dir
+    if dataset is None:
+        dataset, data_dir = source.dataset, data_dir or source.data_dir
     if dataset is None:
         raise ValueError(f"Parity needs real test images: pass --dataset for {source.path}.")
     data = datasets.load(dataset, data_dir)
@@ -110,9 +116,12 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
     report["versions"] = _versions()
     check_report(report, min_agreement)
 
-    with atomic.atomic_path(output) as tmp:
-        tmp.write_bytes(buf)
-    atomic.write_json(report_path(output), report)
+    # Both files complete before either is renamed into place: the flatbuffer
+    # first, then its report; without --overwrite neither replaces a file.
+    with atomic.atomic_path(report_path(output), overwrite) as tmp_report:
+        tmp_report.write_text(json.dumps(report, indent=2) + "\n")
+        with atomic.atomic_path(output, overwrite) as tmp_flatbuffer:
+            tmp_flatbuffer.write_bytes(buf)
     runs.set_latest_export(output)
     return output, report
 

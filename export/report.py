@@ -97,7 +97,11 @@ def export_report(model: tf.keras.Model, buf: bytes) -> dict:
 def check_report(report: dict, min_agreement: float = DEFAULT_MIN_AGREEMENT) -> None:
     """Raise :class:`ExportError` naming what failed."""
     problems = []
-    missing = report["binary_convolutions"]["not_bitpacked"]
+    bconv = report["binary_convolutions"]
+    missing = bconv["not_bitpacked"]
+    if not missing and bconv["lce_bconv2d"] != bconv["keras"]:
+        problems.append(f"The flatbuffer has {bconv['lce_bconv2d']} LceBconv2d for "
+                        f"{bconv['keras']} binary layers in Keras.")
     if missing:
         problems.append(
             f"{len(missing)} binary layer(s) did not become LceBconv2d: {', '.join(missing)}. "

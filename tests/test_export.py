@@ -121,6 +121,29 @@ def test_int8_io_is_refused_for_a_float_model(tiny):
         export.export_flatbuffer(model, "arm64", int8_io=True)
 
 
+def test_int8_io_for_a_model_with_quantization_statistics():
+    """Fake-quantization ops (from quantization-aware training) give LCE int8 I/O."""
+    fake_quant = tf.keras.layers.Lambda(
+        lambda t: tf.quantization.fake_quant_with_min_max_args(t, -4.0, 4.0))
+    inp = tf.keras.Input((8, 8, 1))
+    x = tf.keras.layers.Conv2D(8, 3, padding="same")(fake_quant(inp))
+    x = lq.layers.QuantConv2D(8, 3, padding="same", pad_values=1.0, use_bias=False,
+                              input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+                              kernel_constraint="weight_clip")(fake_quant(x))
+    x = fake_quant(tf.keras.layers.BatchNormalization()(x))
+    x = fake_quant(tf.keras.layers.GlobalAveragePooling2D()(x))
+    model = tf.keras.Model(inp, fake_quant(tf.keras.layers.Dense(10)(x)))
+    buf = export.export_flatbuffer(model, "arm64", int8_io=True)
+    assert fb.io_types(buf) == (["INT8"], ["INT8"])
+    assert export.operator_histogram(buf)["LceBconv2d"] == 1
+    images = np.random.default_rng(0).uniform(-3, 3, (16, 8, 8, 1)).astype("float32")
+    keras_out = model.predict(images, verbose=0)
+    lce_out = export.predict_flatbuffer(buf, images)  # (de)quantized with the tensors' scales
+    step = 8.0 / 255  # one int8 step of the [-4, 4] range
+    assert np.abs(keras_out - lce_out).max() <= 8 * step
+    assert (keras_out.argmax(1) == lce_out.argmax(1)).mean() >= 0.9
+
+
 def test_unknown_target_and_damaged_flatbuffers():
     with pytest.raises(ValueError, match="Targets: arm64, armv7, xcore"):
         export.export_flatbuffer(tiny_bnn(), "riscv")

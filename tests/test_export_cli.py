@@ -64,12 +64,30 @@ def test_an_export_never_replaces_a_good_file(exported):
     assert tflite.read_bytes() == before
 
 
+def test_a_failed_overwrite_keeps_the_good_files(exported):
+    runs, run_dir, tflite, _ = exported
+    report = export.report_path(tflite)
+    before = tflite.read_bytes(), report.read_text()
+    result = run_cli(runs, "export", run_dir, "--overwrite", "--min-agreement", "1.0",
+                     "--parity-images", "512")
+    if result.returncode == 0:  # every one of 512 predictions agreed: the check held
+        assert json.loads(report.read_text())["parity"]["top1_agreement"] == 1.0
+    else:
+        assert "agrees with the Keras model's on only" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert (tflite.read_bytes(), report.read_text()) == before
+    assert not [p for p in tflite.parent.iterdir() if p.name.startswith(".")]  # no temporaries
+
+
 def test_bad_export_and_flatbuffer_input_gives_one_message(exported, tmp_path):
     runs, run_dir, tflite, _ = exported
     cut = tmp_path / "cut.tflite"
     cut.write_bytes(tflite.read_bytes()[:1000])
+    loose = tmp_path / "loose.tflite"
+    loose.write_bytes(tflite.read_bytes())
     cases = [
         (["evaluate", cut, "--dataset", "fashion_mnist"], "Not a TFLite flatbuffer"),
+        (["evaluate", loose], "needs --dataset"),
         (["export", run_dir, "--output", tmp_path / "model.bin"], "must end in .tflite"),
         (["export", run_dir, "--output", "/proc/forbidden/model.tflite"], "Cannot write"),
         (["export", run_dir, "--target", "riscv"], "Invalid value for '--target'"),
@@ -89,13 +107,15 @@ def model_file(tmp_path):
     return path
 
 
-def test_export_a_model_file_for_armv7_warns_about_32_bit(model_file, tmp_path):
-    result = run_cli(tmp_path / "runs", "export", model_file, "--target", "armv7",
+@pytest.mark.parametrize("target, note", [("armv7", "64-bit OS"), ("xcore", "xcore.ai")])
+def test_export_a_model_file_for_other_targets(model_file, tmp_path, target, note):
+    result = run_cli(tmp_path / "runs", "export", model_file, "--target", target,
                      "--dataset", "fashion_mnist", "--parity-images", "64")
     assert result.returncode == 0, result.stderr
-    assert "64-bit OS" in result.stderr
-    assert (tmp_path / "tiny-armv7.tflite").is_file()
-    report = json.loads((tmp_path / "tiny-armv7.report.json").read_text())
+    assert note in result.stderr
+    assert (tmp_path / f"tiny-{target}.tflite").is_file()
+    report = json.loads((tmp_path / f"tiny-{target}.report.json").read_text())
+    assert report["target"] == target
     assert report["binary_convolutions"]["lce_bconv2d"] == 2 and report["parity"]["images"] == 64
 
 

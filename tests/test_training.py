@@ -6,11 +6,10 @@ import signal
 import subprocess
 import time
 
-import pytest
-
-from conftest import QUICK, cli_command, cli_env, requires_fashion_mnist, run_cli
+from conftest import cli_command, cli_env, requires_fashion_mnist, run_cli
 
 pytestmark = requires_fashion_mnist
+
 
 def test_run_directory_holds_everything_later_stages_read(trained):
     runs, run_dir, result = trained

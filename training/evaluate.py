@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from bnnzoo import datasets
 
-from . import recipes, runs
+from . import recipes
 from .train import load_source
 
 

@@ -285,7 +285,8 @@ def load_source(target: Optional[Path] = None) -> ModelSource:
 
     A model file inside a run directory (``RUN/model.h5``) knows its run's dataset.
     """
-    if target is not None and Path(target).is_file():
+    if target is not None and (Path(target).is_file()
+                               or (Path(target) / "saved_model.pb").is_file()):
         path = Path(target)
         run_dir = path.parent if (path.parent / runs.CONFIG).is_file() else None
         model = load_model_file(path)
