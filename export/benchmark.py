@@ -764,8 +764,6 @@ def benchmark(
     the benchmark run itself, in seconds.
     """
     target = device if isinstance(device, Device) else parse_device(device)
-    _model_file(model_path)
-    _check_counts(num_threads, num_runs, warmup_runs)
     if target.kind == "host":
         if binary is None:
             return host_benchmark(

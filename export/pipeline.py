@@ -11,7 +11,6 @@ the new file for ``benchmark`` and ``evaluate``.
 import datetime
 import json
 import tempfile
-from importlib import metadata
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from bnnzoo import atomic, datasets
 from bnnzoo.training import runs
-from bnnzoo.training.train import load_source
+from bnnzoo.training.train import load_source, package_versions
 from bnnzoo.zoo.binary_layers import binary_operations
 
 from . import flatbuffer as fb
@@ -57,16 +56,6 @@ def first_test_images(data: datasets.Dataset, image_shape, count: int) -> np.nda
     return next(iter(batches))[0].numpy()
 
 
-def _versions() -> dict:
-    found = {}
-    for name in ("tensorflow", "larq", "larq-compute-engine", "bnnzoo"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:  # e.g. bnnzoo run from a source tree
-            found[name] = None
-    return found
-
-
 def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
                  output: Optional[Path] = None, dataset: Optional[str] = None,
                  data_dir: Optional[str] = None, parity_images: int = 256,
@@ -84,7 +73,7 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
         raise ValueError("--parity-images must be at least 1.")
     source = load_source(source_path)
     model = source.model
-    name = runs.read_config(source.run_dir)["model"] if source.run_dir else model.name
+    name = source.name
     if output is None:
         folder = source.run_dir / EXPORT_DIR if source.run_dir else source.path.parent
         output = folder / f"{name}-{target}.tflite"
@@ -113,7 +102,7 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
     images = first_test_images(data, model.input_shape[1:], parity_images)
     report["parity"] = {**parity_report(model, buf, images), "min_agreement": min_agreement}
     report["created"] = datetime.datetime.now().isoformat(timespec="seconds")
-    report["versions"] = _versions()
+    report["versions"] = package_versions()
     check_report(report, min_agreement)
 
     # Both files complete before either is renamed into place: the flatbuffer

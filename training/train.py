@@ -101,7 +101,8 @@ def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:
     return c
 
 
-def _versions() -> dict:
+def package_versions() -> dict:
+    """Installed versions of the stack, recorded in every run and export report."""
     names = ("tensorflow", "tf-keras", "larq", "larq-zoo", "larq-compute-engine",
              "tensorflow-datasets", "bnnzoo")
     found = {}
@@ -204,7 +205,7 @@ def train(config: TrainConfig, output: Optional[Path] = None, resume: bool = Fal
     compile_model(model, config)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
-        runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": _versions()})
+        runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": package_versions()})
     runs.set_latest(run_dir)
 
     checkpoint, manager, epoch_var = checkpoint_for(model, run_dir)
@@ -275,6 +276,7 @@ class ModelSource:
 
     model: tf.keras.Model
     path: Path
+    name: str  # the registry name of a run's model, else the Keras model's name
     run_dir: Optional[Path] = None
     dataset: Optional[str] = None
     data_dir: Optional[str] = None
@@ -294,8 +296,9 @@ def load_source(target: Optional[Path] = None) -> ModelSource:
         run_dir = runs.resolve_run(target)
         path = run_dir
         model = load_trained_model(run_dir)
-    dataset = data_dir = None
+    name, dataset, data_dir = model.name, None, None
     if run_dir is not None:
         config = runs.read_config(run_dir)
+        name = config.get("model", name)
         dataset, data_dir = config.get("dataset"), config.get("data_dir")
-    return ModelSource(model, path, run_dir, dataset, data_dir)
+    return ModelSource(model, path, name, run_dir, dataset, data_dir)
