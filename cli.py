@@ -116,9 +116,10 @@ def cli(ctx, verbose):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_obj
 def models(obj, as_json):
-    """List the registered models: parameters, 1-bit size, paper top-1.
+    """List the registered models: parameters, 1-bit size, operations, paper figures.
 
-    Counted at the ImageNet shape (224x224x3, 1000 classes).
+    Counted at the ImageNet shape (224x224x3, 1000 classes); FLOPs = float MACs
+    + binary MACs / 64, as the Bi-Real and XNOR-Net papers count them.
     """
     _silence_python_logs(obj["verbose"])
     from bnnzoo import zoo
@@ -129,17 +130,20 @@ def models(obj, as_json):
         entry = zoo.model_entry(name)
         fp = footprint(zoo.get_model(name))
         rows.append({"name": name, **fp.as_dict(), "paper_top1": entry.paper_top1,
-                     "paper": entry.paper, "recipe": entry.recipe})
+                     "paper_flops": entry.paper_flops, "paper": entry.paper,
+                     "recipe": entry.recipe})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'model':<12} {'params':>12} {'binary params':>14} {'1-bit size':>11} "
-               f"{'float32 size':>13} {'paper top-1':>12}")
+    click.echo(f"{'model':<10} {'params':>12} {'binary params':>14} {'1-bit size':>11} "
+               f"{'binary MACs':>12} {'float MACs':>11} {'FLOPs':>9} {'paper FLOPs':>11} "
+               f"{'paper top-1':>11}")
     for r in rows:
         top1 = f"{r['paper_top1']:.1f} %" if r["paper_top1"] is not None else "-"
-        click.echo(f"{r['name']:<12} {r['params']:>12,} {r['binary_params']:>14,} "
-                   f"{r['size_1bit_bytes'] / 2**20:>8.2f} MB {r['size_float32_bytes'] / 2**20:>10.2f} MB "
-                   f"{top1:>12}")
+        paper_flops = f"{r['paper_flops']:.2e}" if r["paper_flops"] is not None else "-"
+        click.echo(f"{r['name']:<10} {r['params']:>12,} {r['binary_params']:>14,} "
+                   f"{r['size_1bit_bytes'] / 2**20:>8.2f} MB {r['binary_macs']:>12.2e} "
+                   f"{r['float_macs']:>11.2e} {r['flops']:>9.2e} {paper_flops:>11} {top1:>11}")
 
 
 @cli.command()
@@ -156,11 +160,21 @@ def models(obj, as_json):
 @click.option("--validation-steps", type=int, help="Validate on this many test batches per epoch [all].")
 @click.option("--xla/--no-xla", default=True, show_default=True, help="Compile with XLA (jit_compile).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--init-from", type=click.Path(exists=True),
+              help="Start from this trained run or model file of the same structure "
+                   "(Bi-Real: the real-valued twin, e.g. resnet18 for bireal18).")
+@click.option("--two-step", is_flag=True,
+              help="Bi-Real's two steps in one run: binary activations with real weights, "
+                   "then fully binary from step 1.")
+@click.option("--recalibrate-bn", is_flag=True,
+              help="With --two-step: then drop the weight scale (sign(W)) and retrain "
+                   "BatchNorm only, one epoch.")
 @click.option("--output", type=click.Path(path_type=Path), help="Run directory [runs/MODEL-DATASET-TIME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --output (default: the latest run).")
 @click.pass_obj
 def train(obj, model, dataset, data_dir, epochs, steps_per_epoch, batch_size, learning_rate,
-          weight_decay, input_size, validation_steps, xla, seed, output, resume):
+          weight_decay, input_size, validation_steps, xla, seed, init_from, two_step,
+          recalibrate_bn, output, resume):
     """Train MODEL with its paper's recipe; writes a run directory.
 
     Killed at any point, `--resume` continues from the last completed epoch.
@@ -175,7 +189,11 @@ def train(obj, model, dataset, data_dir, epochs, steps_per_epoch, batch_size, le
         model=model, dataset=dataset, data_dir=data_dir, input_size=input_size, epochs=epochs,
         steps_per_epoch=steps_per_epoch, batch_size=batch_size, learning_rate=learning_rate,
         weight_decay=weight_decay, validation_steps=validation_steps, jit_compile=xla, seed=seed,
+        init_from=str(Path(init_from).resolve()) if init_from else None,
+        two_step=two_step, recalibrate_bn=recalibrate_bn,
     )
+    if recalibrate_bn and not two_step:
+        raise UserError("--recalibrate-bn is the last part of --two-step; pass both.")
     run_dir = _run(train_model, config, output=output, resume=resume)
     click.echo(f"Run directory: {run_dir}")
 

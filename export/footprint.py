@@ -4,7 +4,10 @@ The 1-bit budget is what an ideal bitpacked file of the network weighs:
 \[ \text{bytes} = \frac{\#\text{binary params}}{8} + 4\,\#\text{other params}, \]
 every non-binary parameter (BatchNorm statistics included) kept as float32.
 MACs are counted per image: binary MACs are those of layers whose input and
-kernel are both 1-bit (counted by larq's ``ModelProfile``).
+kernel are both 1-bit (counted by larq's ``ModelProfile``). Operations are
+counted the way the Bi-Real and XNOR-Net papers count them, a 64-bit CPU doing
+64 binary MACs in one XNOR-popcount:
+\[ \text{FLOPs} = \text{MAC}_{float} + \text{MAC}_{binary} / 64 . \]
 """
 
 import dataclasses
@@ -28,8 +31,13 @@ class Footprint:
     def other_params(self) -> int:
         return self.params - self.binary_params
 
+    @property
+    def flops(self) -> float:
+        return self.float_macs + self.binary_macs / 64
+
     def as_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "other_params": self.other_params}
+        return {**dataclasses.asdict(self), "other_params": self.other_params,
+                "flops": self.flops}
 
 
 def footprint(model: tf.keras.Model) -> Footprint:

@@ -7,12 +7,15 @@ larq layer (``input_quantizer="bireal_approx_sign"``) and survives
 
 import bnnzoo  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
-from .bireal import BiRealApproxSign, BiRealMagnitudeAwareSign, magnitude_aware_sign
+from .bireal import (BiRealApproxSign, BiRealHardTanh, BiRealMagnitudeAwareSign, hard_tanh,
+                     magnitude_aware_sign)
 from larq.quantizers import approx_sign
 
 __all__ = [
     "BiRealApproxSign",
+    "BiRealHardTanh",
     "BiRealMagnitudeAwareSign",
     "approx_sign",
+    "hard_tanh",
     "magnitude_aware_sign",
 ]

@@ -73,3 +73,29 @@ class BiRealMagnitudeAwareSign(lq.quantizers.MagnitudeAwareSign):
     def call(self, inputs):
         outputs = magnitude_aware_sign(inputs, clip_value=self.clip_value)
         return lq.quantizers._BaseQuantizer.call(self, outputs)
+
+
+def hard_tanh(x: tf.Tensor) -> tf.Tensor:
+    r"""\( \operatorname{clip}(x, -1, 1) \), gradient \( \mathbb{1}_{|x| \le 1} \)."""
+    return tf.clip_by_value(x, -1.0, 1.0)
+
+
+@lq.utils.register_alias("bireal_hard_tanh")
+@lq.utils.register_keras_custom_object
+class BiRealHardTanh(lq.quantizers.Quantizer):
+    r"""The real-valued stand-in for the sign: \( \operatorname{clip}(x, -1, 1) \).
+
+    Bi-Real Net initialises a binary net from its real-valued twin trained with
+    this hard tanh wherever the binary net takes a sign, so the real activations
+    already live in [-1, 1] where the sign will cut them. Backward
+    \( \partial q/\partial x = \mathbb{1}_{|x| \le 1} \). Not a binary quantizer
+    (``precision = 32``).
+
+    # References
+    - [Bi-Real Net](https://arxiv.org/abs/1808.00278), Section 3.4 (initialisation).
+    """
+
+    precision = 32
+
+    def call(self, inputs):
+        return hard_tanh(inputs)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from bnnzoo import quantizers
 from bnnzoo.quantizers import BiRealApproxSign, BiRealMagnitudeAwareSign, magnitude_aware_sign
 
 # Points on every piece of F, at its joints, and beyond.
@@ -117,3 +118,14 @@ def test_layer_with_quantizers_by_name_survives_save_and_load(tmp_path):
     assert isinstance(loaded.layers[0].input_quantizer, BiRealApproxSign)
     assert isinstance(loaded.layers[0].kernel_quantizer, BiRealMagnitudeAwareSign)
     np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-6)
+
+
+def test_hard_tanh_clips_and_passes_the_gradient_inside():
+    x = tf.constant([-2.0, -1.0, -0.3, 0.0, 0.7, 1.0, 1.5])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = quantizers.BiRealHardTanh()(x)
+    np.testing.assert_allclose(y, [-1, -1, -0.3, 0, 0.7, 1, 1], atol=1e-7)
+    np.testing.assert_allclose(tape.gradient(y, x), [0, 1, 1, 1, 1, 1, 0])
+    assert quantizers.BiRealHardTanh.precision == 32
+    assert isinstance(lq.quantizers.get("bireal_hard_tanh"), quantizers.BiRealHardTanh)

@@ -18,9 +18,11 @@ import tensorflow as tf
 
 from bnnzoo import atomic, datasets, zoo
 from bnnzoo.zoo.binary_layers import binary_kernels
+from bnnzoo.zoo.variants import variant
 
 from . import recipes, runs
 from .history import HistoryRecorder
+from .initialise import initialise_from
 
 DEFAULT_LARGE_INPUT = 224
 
@@ -45,6 +47,11 @@ class TrainConfig:
     validation_steps: Optional[int] = None
     jit_compile: bool = True
     seed: int = 0
+    init_from: Optional[str] = None  # a trained run or model file of the same structure
+    variant: str = "binary"  # zoo.variants: which quantizers the binary layers use
+    batchnorm_only: bool = False  # train only BatchNorm (recalibration)
+    two_step: bool = False  # Bi-Real's two steps in one run (see training.two_step)
+    recalibrate_bn: bool = False  # with two_step: a third, BatchNorm-only epoch on sign(W)
     # Filled in by resolve():
     recipe: Optional[dict] = None
     input_shape: Optional[Tuple[int, int, int]] = None
@@ -64,7 +71,8 @@ def config_from_dict(stored: dict) -> TrainConfig:
 
 OVERRIDABLE = ("dataset", "data_dir", "input_size", "epochs", "steps_per_epoch",
                "batch_size", "learning_rate", "weight_decay", "label_smoothing",
-               "validation_steps", "jit_compile", "seed")
+               "validation_steps", "jit_compile", "seed", "init_from", "variant",
+               "batchnorm_only", "two_step", "recalibrate_bn")
 
 
 def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:
@@ -115,8 +123,13 @@ def package_versions() -> dict:
 
 
 def build_model(config: TrainConfig) -> tf.keras.Model:
-    return zoo.get_model(config.model, input_shape=tuple(config.input_shape),
-                         num_classes=config.num_classes, weights=None)
+    model = zoo.get_model(config.model, input_shape=tuple(config.input_shape),
+                          num_classes=config.num_classes, weights=None)
+    model = variant(model, config.variant)
+    if config.batchnorm_only:
+        for layer in model.layers:
+            layer.trainable = isinstance(layer, tf.keras.layers.BatchNormalization)
+    return model
 
 
 def compile_model(model: tf.keras.Model, config: TrainConfig) -> None:
@@ -200,13 +213,27 @@ def train(config: TrainConfig, output: Optional[Path] = None, resume: bool = Fal
     data = datasets.load(config.dataset, config.data_dir)
     if not resume:
         config = resolve(config, data)
+    if config.two_step:
+        from .two_step import train_two_step  # it calls back into this module
+
+        return train_two_step(config, run_dir, resume, verbose)
+    return train_run(config, data, run_dir, resume, verbose)
+
+
+def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, resume: bool,
+              verbose: Optional[int] = None, point_latest: bool = True) -> Path:
+    """Train one run directory with a resolved ``config``."""
     tf.keras.utils.set_random_seed(config.seed)
     model = build_model(config)
     compile_model(model, config)
+    if config.init_from and not tf.train.latest_checkpoint(run_dir / runs.CHECKPOINTS):
+        copied = initialise_from(model, load_source(Path(config.init_from)).model)
+        print(f"Initialised {copied} layers from {config.init_from}.")
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": package_versions()})
-    runs.set_latest(run_dir)
+    if point_latest:
+        runs.set_latest(run_dir)
 
     checkpoint, manager, epoch_var = checkpoint_for(model, run_dir)
     initial_epoch = 0

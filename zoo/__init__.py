@@ -10,5 +10,10 @@ import bnnzoo  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 from .registry import get_model, list_models, model_entry, register_model
 from .bireal import bireal18  # noqa: F401  (registers the models)
+from .bireal_deep import bireal34, bireal50, bireal101, bireal152
+from .real_twins import TWINS, resnet18, resnet34, resnet50, resnet101, resnet152
+from .xnor import xnor_resnet18
 
-__all__ = ["get_model", "list_models", "model_entry", "register_model", "bireal18"]
+__all__ = ["get_model", "list_models", "model_entry", "register_model", "TWINS",
+           "bireal18", "bireal34", "bireal50", "bireal101", "bireal152",
+           "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "xnor_resnet18"]

@@ -65,8 +65,12 @@ class BiRealNetFactory:
     pad_values = 1.0
     kernel_initializer = "glorot_normal"
     batch_norm_momentum = 0.8
+    has_imagenet_weights = False  # larq-zoo publishes weights for Bi-Real-18 only
 
     def __init__(self, *, input_shape, input_tensor, weights, include_top, num_classes):
+        if weights == "imagenet" and not self.has_imagenet_weights:
+            raise ValueError(f"There are no published ImageNet weights for {self.name}; "
+                             "use weights=None or a weights file.")
         if weights == "imagenet" and input_shape is not None and (
             uses_small_image_stem(input_shape) or input_shape[-1] != 3
         ):
@@ -119,12 +123,20 @@ class BiRealNetFactory:
             use_bias=False,
         )(x)
 
-    def residual_block(self, x, filters: int, strides: int = 1):
-        """x -> sign -> bconv3x3 -> BatchNorm -> (+ shortcut(x))."""
+    def residual_block(self, x, filters: int, strides: int = 1, kernel_size: int = 3):
+        """x -> sign -> bconv -> BatchNorm -> (+ shortcut(x))."""
         shortcut = self.shortcut(x, filters, strides)
-        x = self.binary_conv(x, filters, 3, strides)
+        x = self.binary_conv(x, filters, kernel_size, strides)
         x = self.batch_norm(x)
         return tf.keras.layers.add([x, shortcut])
+
+    def convs(self):
+        """(filters, kernel size, strides) of each binary convolution, in order:
+        ``stage_blocks[i]`` 3x3 convolutions of width ``filters * 2**i``, the
+        first of each stage after the first with stride 2."""
+        for stage, blocks in enumerate(self.stage_blocks):
+            for block in range(blocks):
+                yield self.filters * 2**stage, 3, 2 if stage > 0 and block == 0 else 1
 
     def head(self, x):
         x = lqz_utils.global_pool(x)
@@ -143,11 +155,8 @@ class BiRealNetFactory:
 
     def build(self) -> tf.keras.Model:
         x = self.stem(self.image_input)
-        for stage, blocks in enumerate(self.stage_blocks):
-            filters = self.filters * 2**stage
-            for block in range(blocks):
-                strides = 2 if stage > 0 and block == 0 else 1
-                x = self.residual_block(x, filters, strides)
+        for filters, kernel_size, strides in self.convs():
+            x = self.residual_block(x, filters, strides, kernel_size)
         if self.include_top:
             x = self.head(x)
         model = tf.keras.Model(inputs=self.image_input, outputs=x, name=self.name)
@@ -160,6 +169,7 @@ class BiRealNetFactory:
     paper="Liu et al., Bi-Real Net, ECCV 2018 (arXiv:1808.00278)",
     paper_top1=56.4,
     recipe="bireal",
+    paper_flops=1.63e8,
 )
 def bireal18(
     *,
@@ -205,6 +215,8 @@ def bireal18(
 
 class BiRealNet18(BiRealNetFactory):
     """Bi-Real-18: four stages of four binary 3x3 convolutions."""
+
+    has_imagenet_weights = True
 
 
 class BiRealNet18ZeroPadded(BiRealNet18):

@@ -19,6 +19,7 @@ class ModelEntry:
     paper: str
     paper_top1: Optional[float] = None  # ImageNet top-1 (%), as reported
     recipe: str = "bireal"  # name of the training recipe in training.recipes
+    paper_flops: Optional[float] = None  # FLOPs at 224x224 as the paper counts them
     extra: Dict[str, str] = field(default_factory=dict)
 
 
@@ -26,14 +27,15 @@ _REGISTRY: Dict[str, ModelEntry] = {}
 
 
 def register_model(
-    name: str, *, paper: str, paper_top1: Optional[float] = None, recipe: str = "bireal"
+    name: str, *, paper: str, paper_top1: Optional[float] = None, recipe: str = "bireal",
+    paper_flops: Optional[float] = None,
 ):
     """Decorator: add a larq-zoo-style builder to the registry under ``name``."""
 
     def wrap(fn):
         if name in _REGISTRY:
             raise ValueError(f"Model {name!r} is registered twice.")
-        _REGISTRY[name] = ModelEntry(name, fn, paper, paper_top1, recipe)
+        _REGISTRY[name] = ModelEntry(name, fn, paper, paper_top1, recipe, paper_flops)
         return fn
 
     return wrap

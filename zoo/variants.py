@@ -1,0 +1,54 @@
+"""One architecture, switchable quantizers: the training stages of a binary net.
+
+A variant is the same network with the quantizers of its binary layers
+swapped, built as a fresh clone (weights are then copied by structure, see
+``training.initialise``):
+
+* ``binary``: as registered (1-bit activations and weights);
+* ``binary_activations``: 1-bit activations, real weights (no kernel
+  quantizer or clip): step 1 of Bi-Real's two-step scheme for deep nets;
+* ``unscaled_weights``: \\( \\alpha_c \\operatorname{sign}(W) \\) replaced by
+  \\( \\operatorname{sign}(W) \\), for the optional BatchNorm-only recalibration
+  after dropping the weight scale (the official Bi-Real code).
+"""
+
+from typing import Callable, Dict
+
+import tensorflow as tf
+
+from .binary_layers import is_binary_operation
+
+_KEEP = object()
+
+
+def with_quantizers(model: tf.keras.Model, *, kernel_quantizer=_KEEP,
+                    kernel_constraint=_KEEP) -> tf.keras.Model:
+    """A fresh clone of ``model`` whose binary layers get the given kernel quantizer
+    / constraint (``None`` removes it); every other layer is cloned unchanged."""
+
+    def clone(layer):
+        config = layer.get_config()
+        if is_binary_operation(layer):
+            if kernel_quantizer is not _KEEP:
+                config["kernel_quantizer"] = kernel_quantizer
+            if kernel_constraint is not _KEEP:
+                config["kernel_constraint"] = kernel_constraint
+        return layer.__class__.from_config(config)
+
+    clone_model = tf.keras.models.clone_model(model, clone_function=clone)
+    clone_model._name = model.name
+    return clone_model
+
+
+VARIANTS: Dict[str, Callable[[tf.keras.Model], tf.keras.Model]] = {
+    "binary": lambda model: model,
+    "binary_activations": lambda model: with_quantizers(model, kernel_quantizer=None,
+                                                        kernel_constraint=None),
+    "unscaled_weights": lambda model: with_quantizers(model, kernel_quantizer="ste_sign"),
+}
+
+
+def variant(model: tf.keras.Model, name: str) -> tf.keras.Model:
+    if name not in VARIANTS:
+        raise ValueError(f"Unknown variant {name!r}. Variants: {', '.join(VARIANTS)}.")
+    return VARIANTS[name](model)
