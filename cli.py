@@ -135,13 +135,13 @@ def models(obj, as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'model':<10} {'params':>12} {'binary params':>14} {'1-bit size':>11} "
+    click.echo(f"{'model':<13} {'params':>12} {'binary params':>14} {'1-bit size':>11} "
                f"{'binary MACs':>12} {'float MACs':>11} {'FLOPs':>9} {'paper FLOPs':>11} "
                f"{'paper top-1':>11}")
     for r in rows:
         top1 = f"{r['paper_top1']:.1f} %" if r["paper_top1"] is not None else "-"
         paper_flops = f"{r['paper_flops']:.2e}" if r["paper_flops"] is not None else "-"
-        click.echo(f"{r['name']:<10} {r['params']:>12,} {r['binary_params']:>14,} "
+        click.echo(f"{r['name']:<13} {r['params']:>12,} {r['binary_params']:>14,} "
                    f"{r['size_1bit_bytes'] / 2**20:>8.2f} MB {r['binary_macs']:>12.2e} "
                    f"{r['float_macs']:>11.2e} {r['flops']:>9.2e} {paper_flops:>11} {top1:>11}")
 
