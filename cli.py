@@ -112,26 +112,32 @@ def cli(ctx, verbose):
     ctx.obj = {"verbose": verbose}
 
 
+def _model_rows(names):
+    from bnnzoo import zoo
+    from bnnzoo.export import footprint
+
+    entries = [zoo.model_entry(name) for name in names or zoo.list_models()]  # unknown: KeyError
+    rows = []
+    for entry in entries:
+        fp = footprint(zoo.get_model(entry.name))
+        rows.append({"name": entry.name, **fp.as_dict(), "paper_top1": entry.paper_top1,
+                     "paper_flops": entry.paper_flops, "paper": entry.paper,
+                     "recipe": entry.recipe})
+    return rows
+
+
 @cli.command()
+@click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_obj
-def models(obj, as_json):
-    """List the registered models: parameters, 1-bit size, operations, paper figures.
+def models(obj, names, as_json):
+    """List the registered models (or NAMES): parameters, 1-bit size, operations, paper figures.
 
     Counted at the ImageNet shape (224x224x3, 1000 classes); FLOPs = float MACs
     + binary MACs / 64, as the Bi-Real and XNOR-Net papers count them.
     """
     _silence_python_logs(obj["verbose"])
-    from bnnzoo import zoo
-    from bnnzoo.export import footprint
-
-    rows = []
-    for name in zoo.list_models():
-        entry = zoo.model_entry(name)
-        fp = footprint(zoo.get_model(name))
-        rows.append({"name": name, **fp.as_dict(), "paper_top1": entry.paper_top1,
-                     "paper_flops": entry.paper_flops, "paper": entry.paper,
-                     "recipe": entry.recipe})
+    rows = _run(_model_rows, names)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -21,21 +21,25 @@ def assert_one_clear_error(result, *fragments):
 
 
 def test_models_json_lists_the_registry(tmp_path):
-    result = run_cli(tmp_path, "models", "--json")
+    result = run_cli(tmp_path, "models", "bireal18", "resnet18", "--json")
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert list(rows) == ["bireal18", "resnet18"]
     b = rows["bireal18"]
     assert b["params"] == 11_699_112 and b["binary_params"] == 10_985_472
     assert b["size_1bit_bytes"] == 10_985_472 // 8 + 4 * (11_699_112 - 10_985_472)
-    assert b["paper_top1"] == 56.4
-    table = run_cli(tmp_path, "models")
-    assert "bireal18" in table.stdout and "4.03 MB" in table.stdout
+    assert b["paper_top1"] == 56.4 and b["paper_flops"] == 1.63e8
+    assert rows["resnet18"]["binary_params"] == 0 and rows["resnet18"]["paper_flops"] == 1.81e9
+    table = run_cli(tmp_path, "models", "bireal18")
+    assert "bireal18" in table.stdout and "4.03 MB" in table.stdout and "1.63e+08" in table.stdout
     # TensorFlow's native start-up lines are filtered out by default.
     assert "I0000" not in table.stderr and "cuda" not in table.stderr.lower()
 
 
 def test_unknown_model(tmp_path):
     assert_one_clear_error(run_cli(tmp_path, "train", "bireal19"), "Unknown model", "bireal18")
+    assert_one_clear_error(run_cli(tmp_path, "models", "bireal18", "bireal19"), "Unknown model",
+                           "bireal152")
 
 
 def test_missing_dataset_says_where_it_looked(tmp_path):

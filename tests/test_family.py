@@ -10,6 +10,7 @@ from bnnzoo import export, zoo
 from bnnzoo.export import footprint
 from bnnzoo.quantizers import BiRealHardTanh
 from bnnzoo.zoo.binary_layers import binary_layers, binary_operations
+from bnnzoo.zoo.bireal_deep import BiRealBottleneckFactory
 
 SMALL = dict(input_shape=(32, 32, 3), num_classes=10)
 BINARY_CONVS = {"bireal18": 16, "bireal34": 32, "bireal50": 48, "bireal101": 99, "bireal152": 150}
@@ -50,6 +51,8 @@ def test_every_binary_conv_has_its_own_shortcut(name):
     model = small(name)
     layers = binary_layers(model)
     assert len(layers) == BINARY_CONVS[name] == len(binary_operations(model))
+    assert {type(l.input_quantizer).__name__ for l in layers} == {"BiRealApproxSign"}
+    assert {type(l.kernel_quantizer).__name__ for l in layers} == {"BiRealMagnitudeAwareSign"}
     adds = [l for l in model.layers if isinstance(l, tf.keras.layers.Add)]
     assert len(adds) == len(layers)  # one shortcut per binary conv, none shared
     for layer in layers:
@@ -88,7 +91,9 @@ def test_bireal34_is_resnet34s_stages():
     assert all(layer.kernel_size == (3, 3) for layer in layers)
 
 
-@pytest.mark.parametrize("binary, real", sorted(zoo.TWINS.items()))
+# 101 and 152 are 50's bottlenecks repeated (their layout is checked above).
+@pytest.mark.parametrize("binary, real", [("bireal18", "resnet18"), ("bireal34", "resnet34"),
+                                          ("bireal50", "resnet50")])
 def test_real_twin_has_the_binary_nets_layers_without_quantization(binary, real):
     b, r = small(binary), small(real)
     assert [w.shape for w in b.weights] == [w.shape for w in r.weights]
@@ -133,15 +138,28 @@ def test_xnor_baseline_has_two_convs_per_shortcut_and_plain_sign():
         assert _consumer(_consumer(first)) is second  # sign -> conv -> BN -> sign -> conv
 
 
+class CompactBottleneckNet(BiRealBottleneckFactory):
+    """One bottleneck per stage: every shortcut kind of bireal50/101/152, converted in seconds."""
+
+    name = "bireal_bottleneck_compact"
+    stage_blocks = (1, 1, 1, 1)
+
+
 @pytest.mark.parametrize("name, shape, classes", [
     ("xnor_resnet18", (16, 16, 1), 10),
-    ("bireal50", (16, 16, 1), 10),  # bottlenecks: the 1x1s bitpack too
+    ("bottlenecks", (16, 16, 1), 10),  # the 1x1s bitpack too
     ("bireal34", (72, 72, 3), 1000),  # ImageNet stem and head: the 224-px file's weights
 ])
 def test_family_exports_every_binary_conv_bitpacked(name, shape, classes):
-    model = zoo.get_model(name, input_shape=shape, num_classes=classes)
+    """The full 50/101/152 at 16 px: benchmarks/family_export.py (minutes each)."""
+    if name == "bottlenecks":
+        model = CompactBottleneckNet(input_shape=shape, input_tensor=None, weights=None,
+                                     include_top=True, num_classes=classes).build()
+    else:
+        model = zoo.get_model(name, input_shape=shape, num_classes=classes)
+    count = len(binary_operations(model))
+    assert count == {"xnor_resnet18": 16, "bottlenecks": 12, "bireal34": 32}[name]
     report = export.export_report(model, export.export_flatbuffer(model, "arm64"))
-    count = 16 if name == "xnor_resnet18" else BINARY_CONVS[name]
     assert report["binary_convolutions"] == {"keras": count, "lce_bconv2d": count,
                                              "not_bitpacked": []}
     if name == "bireal34":  # within 5 % of the 1-bit budget

@@ -10,7 +10,7 @@ import tensorflow as tf
 from bnnzoo import zoo
 from bnnzoo.training import runs
 from bnnzoo.training.initialise import InitialisationError, initialise_from
-from bnnzoo.training.train import load_model_file
+from bnnzoo.training.train import TrainConfig, build_model, load_model_file
 from bnnzoo.zoo.binary_layers import binary_layers, binary_operations
 from bnnzoo.zoo.variants import variant
 from conftest import requires_fashion_mnist, run_cli
@@ -61,51 +61,80 @@ def test_variants_switch_only_the_binary_layers_quantizers():
     assert unscaled.predict(x, verbose=0).shape == (2, 10)
 
 
+def conv_kernels(model):
+    return [l.kernel.numpy() for l in model.layers if isinstance(l, tf.keras.layers.Conv2D)]
+
+
+def test_batchnorm_only_trains_nothing_else():
+    config = TrainConfig(model="bireal18", input_shape=(16, 16, 1), num_classes=10,
+                         variant="unscaled_weights", batchnorm_only=True)
+    model = build_model(config)
+    trainable = {w.name.split("/")[-1].split(":")[0] for w in model.trainable_weights}
+    assert trainable == {"gamma", "beta"}
+    assert len(model.trainable_weights) == 2 * len(
+        [l for l in model.layers if isinstance(l, tf.keras.layers.BatchNormalization)])
+
+
 @requires_fashion_mnist
-def test_train_init_from_a_real_twin_run(tmp_path):
-    runs_dir = tmp_path / "runs"
-    twin = run_cli(runs_dir, "train", "resnet18", *TINY, "--output", tmp_path / "twin")
+def test_twin_then_two_step_from_it_in_one_resumable_run(tmp_path):
+    """resnet18 trains through the CLI; bireal18's two steps start from it (clip init)."""
+    runs_dir, twin_dir, run_dir = tmp_path / "runs", tmp_path / "twin", tmp_path / "two"
+    twin = run_cli(runs_dir, "train", "resnet18", *TINY, "--output", twin_dir)
     assert twin.returncode == 0, twin.stderr
     result = run_cli(runs_dir, "train", "bireal18", *TINY, "--learning-rate", "1e-12",
-                     "--init-from", tmp_path / "twin", "--output", tmp_path / "binary")
-    assert result.returncode == 0, result.stderr
-    assert "Initialised" in result.stdout
-    trained_twin = load_model_file(tmp_path / "twin" / "model.h5")
-    binary = load_model_file(tmp_path / "binary" / "model.h5")
-    twin_convs = [l for l in trained_twin.layers if isinstance(l, tf.keras.layers.Conv2D)]
-    binary_convs = [l for l in binary.layers if isinstance(l, tf.keras.layers.Conv2D)]
-    for a, b in zip(twin_convs, binary_convs):  # lr ~0: still the twin's kernels
-        np.testing.assert_allclose(a.kernel.numpy(), b.kernel.numpy(), atol=1e-6)
-    wrong = run_cli(runs_dir, "train", "bireal34", *TINY, "--init-from", tmp_path / "twin",
-                    "--output", tmp_path / "wrong")
-    assert wrong.returncode == 1 and "Cannot initialise bireal34" in wrong.stderr
-    assert "Traceback" not in wrong.stderr and not (tmp_path / "wrong").exists()
-
-
-@requires_fashion_mnist
-def test_two_step_training_in_one_run_and_resume_across_steps(tmp_path):
-    runs_dir, run_dir = tmp_path / "runs", tmp_path / "two"
-    result = run_cli(runs_dir, "train", "bireal18", *TINY, "--two-step", "--recalibrate-bn",
+                     "--two-step", "--recalibrate-bn", "--init-from", twin_dir,
                      "--output", run_dir)
     assert result.returncode == 0, result.stderr
+    assert "Initialised" in result.stdout
     steps = ["step1-binary-activations", "step2-binary", "step3-batchnorm"]
     for step in steps:
         assert (run_dir / step / "model.h5").is_file(), step
     step1 = load_model_file(run_dir / steps[0] / "model.h5")
     assert binary_layers(step1) == []  # real weights, binary activations
     assert len([l for l in step1.layers if getattr(l, "input_quantizer", None)]) == 16
-    assert len(binary_operations(load_model_file(run_dir / steps[1] / "model.h5"))) == 16
+    step2 = load_model_file(run_dir / steps[1] / "model.h5")
+    assert len(binary_operations(step2)) == 16
+    # Learning rate ~0: step 1 still holds the twin's kernels (clip initialisation).
+    twin_kernels = conv_kernels(load_model_file(twin_dir / "model.h5"))
+    for twin_k, one in zip(twin_kernels, conv_kernels(step1)):
+        np.testing.assert_allclose(one, twin_k, atol=1e-6)
     final = load_model_file(run_dir / "model.h5")
     assert binary_layers(final)[0].kernel_quantizer.__class__.__name__ == "SteSign"
     config = json.loads((run_dir / "config.json").read_text())
     assert config["two_step"] and config["recalibrate_bn"]
     assert (runs_dir / "latest").read_text().strip() == str(run_dir.resolve())
-    # Interrupted after step 2: --resume (the latest run) does step 3 only.
-    shutil.rmtree(run_dir / steps[2])
+    # Interrupted after step 1, whose model we replace by one with other kernels:
+    # --resume (the latest run) keeps step 1 and trains steps 2 and 3 from it.
+    for step in steps[1:]:
+        shutil.rmtree(run_dir / step)
     (run_dir / "model.h5").unlink()
-    step2_model = (run_dir / steps[1] / "model.h5").read_bytes()
+    for layer in step1.layers:
+        if isinstance(layer, tf.keras.layers.Conv2D):
+            layer.kernel.assign(-layer.kernel)
+    step1.save(run_dir / steps[0] / "model.h5", include_optimizer=False, save_format="h5")
+    step1_model = (run_dir / steps[0] / "model.h5").read_bytes()
     resumed = run_cli(runs_dir, "train", "bireal18", "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert (run_dir / steps[2] / "model.h5").is_file() and (run_dir / "model.h5").is_file()
-    assert (run_dir / steps[1] / "model.h5").read_bytes() == step2_model
+    assert (run_dir / steps[0] / "model.h5").read_bytes() == step1_model
+    assert all((run_dir / step / "model.h5").is_file() for step in steps)
+    step2 = load_model_file(run_dir / steps[1] / "model.h5")
+    for twin_k, one, two in zip(twin_kernels, conv_kernels(step1), conv_kernels(step2)):
+        np.testing.assert_allclose(two, one, atol=1e-6)  # step 2 starts from step 1 ...
+        assert not np.allclose(two, twin_k)  # ... not from --init-from
+    step3 = load_model_file(run_dir / steps[2] / "model.h5")
+    assert binary_layers(step3)[0].kernel_quantizer.__class__.__name__ == "SteSign"
+    for two, three in zip(conv_kernels(step2), conv_kernels(step3)):
+        np.testing.assert_array_equal(three, two)  # BatchNorm only
+    np.testing.assert_array_equal(conv_kernels(load_model_file(run_dir / "model.h5"))[1],
+                                  conv_kernels(step3)[1])
     assert runs.read_config(run_dir)["two_step"]
+    # Another structure: one clear message, nothing written.
+    wrong = run_cli(runs_dir, "train", "bireal34", *TINY, "--init-from", twin_dir,
+                    "--output", tmp_path / "wrong")
+    assert wrong.returncode == 1 and "Cannot initialise bireal34" in wrong.stderr
+    assert "Traceback" not in wrong.stderr and not (tmp_path / "wrong").exists()
+    wrong = run_cli(runs_dir, "train", "bireal34", *TINY, "--two-step", "--init-from", twin_dir,
+                    "--output", tmp_path / "wrong")
+    assert wrong.returncode == 1 and "Cannot initialise bireal34" in wrong.stderr
+    assert "Traceback" not in wrong.stderr and not (tmp_path / "wrong").exists()
+    assert (runs_dir / "latest").read_text().strip() == str(run_dir.resolve())

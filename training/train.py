@@ -216,7 +216,7 @@ def train(config: TrainConfig, output: Optional[Path] = None, resume: bool = Fal
     if config.two_step:
         from .two_step import train_two_step  # it calls back into this module
 
-        return train_two_step(config, run_dir, resume, verbose)
+        return train_two_step(config, data, run_dir, resume, verbose)
     return train_run(config, data, run_dir, resume, verbose)
 
 

@@ -20,11 +20,13 @@ from typing import List, Optional, Tuple
 from bnnzoo import atomic, datasets
 
 from . import runs
-from .train import TrainConfig, _versions, train_run
+from .initialise import initialise_from
+from .train import TrainConfig, build_model, load_source, package_versions, train_run
 
 
 def steps(config: TrainConfig, run_dir: Path) -> List[Tuple[str, TrainConfig]]:
     """The step directories' names and configurations, in order."""
+    run_dir = run_dir.resolve()
     base = dataclasses.replace(config, two_step=False, recalibrate_bn=False)
     one = dataclasses.replace(base, variant="binary_activations")
     plan = [("step1-binary-activations", one),
@@ -37,15 +39,19 @@ def steps(config: TrainConfig, run_dir: Path) -> List[Tuple[str, TrainConfig]]:
     return plan
 
 
-def train_two_step(config: TrainConfig, run_dir: Path, resume: bool,
+def train_two_step(config: TrainConfig, data: datasets.Dataset, run_dir: Path, resume: bool,
                    verbose: Optional[int] = None) -> Path:
-    data = datasets.load(config.dataset, config.data_dir)
+    plan = steps(config, run_dir)
+    if not resume and config.init_from:  # a mismatch stops before anything is written
+        initialise_from(build_model(plan[0][1]), load_source(Path(config.init_from)).model)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
-        runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": _versions()})
+        runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": package_versions()})
     runs.set_latest(run_dir)
-    for name, step_config in steps(config, run_dir):
+    for name, step_config in plan:
         step_dir = run_dir / name
+        if (step_dir / runs.MODEL).is_file():
+            continue  # done
         print(f"{run_dir}: {name}")
         train_run(step_config, data, step_dir, resume=(step_dir / runs.CONFIG).is_file(),
                   verbose=verbose, point_latest=False)

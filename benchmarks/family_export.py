@@ -1,0 +1,133 @@
+"""Every Bi-Real family model, trained on real data and exported bitpacked, in one run.
+
+For each binary model (``bireal18`` ... ``bireal152``, ``xnor_resnet18``), the
+same two calls the CLI makes (the real-valued twins ``resnet18`` ...
+``resnet152`` only train: they have nothing to bitpack):
+
+1. ``training.train``: a short run on Fashion-MNIST (real images, offline),
+   ``--input-size`` px (small-image stem), ``--steps`` steps of batch 32;
+2. ``export.export_model(target="arm64")``: LCE conversion, every binary
+   convolution matched to an ``LceBconv2d``, size against the 1-bit budget,
+   Keras/LCE parity on 256 real test images.
+
+Each row records the training loss and time, the LceBconv2d count against the
+Keras model's binary convolutions, the flatbuffer's size, conversion time and
+parity, and the model's 224x224 1000-class figures from ``cli.py models``
+(parameters, 1-bit size, FLOPs). The test suite exports bireal34,
+xnor_resnet18 and a net of one bottleneck per stage; this script converts the
+full 50/101/152 too (minutes each).
+
+    python benchmarks/family_export.py
+    python benchmarks/family_export.py --models bireal101 bireal152 --steps 20
+
+Writes ``benchmarks/results/family_export.json`` (atomically); if a model
+fails to train or to export fully bitpacked, writes ``family_export.failed.json``
+instead and exits 1.
+"""
+
+import argparse
+import datetime
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import bnnzoo  # noqa: F401  (legacy Keras before TensorFlow loads)
+
+import tensorflow as tf
+
+from bnnzoo import atomic, export, zoo
+from bnnzoo.training import history
+from bnnzoo.training.train import TrainConfig, train
+from machine import machine  # benchmarks/machine.py, beside this script
+
+RESULTS = Path(__file__).parent / "results" / "family_export.json"
+BINARY = ["bireal18", "bireal34", "bireal50", "bireal101", "bireal152", "xnor_resnet18"]
+MODELS = BINARY + [zoo.TWINS[name] for name in BINARY if name in zoo.TWINS]
+
+
+def row(name: str, folder: Path, args) -> dict:
+    full = export.footprint(zoo.get_model(name))  # 224x224x3, 1000 classes
+    tf.keras.backend.clear_session()
+    config = TrainConfig(model=name, dataset="fashion_mnist", input_size=args.input_size,
+                         epochs=1, steps_per_epoch=args.steps, batch_size=32,
+                         validation_steps=4, jit_compile=args.xla)
+    start = time.perf_counter()
+    run_dir = train(config, output=folder / name, verbose=0)
+    train_seconds = time.perf_counter() - start
+    (epoch,) = history.read_history(run_dir)
+    result = {
+        "imagenet_224": {"params": full.params, "binary_params": full.binary_params,
+                         "one_bit_mbytes": round(full.size_1bit_bytes / 2**20, 2),
+                         "flops": full.flops, "binary_macs": full.binary_macs,
+                         "float_macs": full.float_macs},
+        "train": {"steps": args.steps, "input_size": args.input_size, "seconds": round(train_seconds),
+                  "loss": epoch["loss"], "val_accuracy": epoch.get("val_accuracy")},
+    }
+    if name not in BINARY:
+        return result
+    tf.keras.backend.clear_session()
+    start = time.perf_counter()
+    path, report = export.export_model(run_dir, target="arm64", min_agreement=0.0)
+    export_seconds = time.perf_counter() - start
+    return {
+        **result,
+        "export": {"seconds": round(export_seconds),
+                   "binary_convolutions": report["binary_convolutions"],
+                   "operators": report["operators"], "size": report["size"],
+                   "binary_mac_share": report["macs"]["binary_share"],
+                   "parity_agreement": report["parity"]["top1_agreement"],
+                   "keras_noise_floor_agreement": report["parity"]["keras_noise_floor_agreement"]},
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    parser.add_argument("--input-size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=30, help="training steps (batch 32)")
+    parser.add_argument("--xla", action="store_true", help="train with jit_compile")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    rows, failed = {}, []
+    with tempfile.TemporaryDirectory(prefix="bnnzoo-family-") as folder:
+        for name in args.models:
+            try:
+                rows[name] = row(name, Path(folder), args)
+            except Exception as error:  # recorded; the other models still run
+                rows[name] = {"error": f"{type(error).__name__}: {error}"}
+                failed.append(name)
+            result = rows[name]
+            if "error" in result:
+                print(f"{name:<14} FAILED {result['error']}", flush=True)
+            elif "export" not in result:
+                print(f"{name:<14} trained {result['train']['seconds']:>4} s (loss "
+                      f"{result['train']['loss']:.3f})", flush=True)
+            else:
+                convs = result["export"]["binary_convolutions"]
+                print(f"{name:<14} trained {result['train']['seconds']:>4} s (loss "
+                      f"{result['train']['loss']:.3f}), {convs['lce_bconv2d']}/{convs['keras']} "
+                      f"LceBconv2d, {result['export']['size']['flatbuffer_bytes']:,} bytes, parity "
+                      f"{result['export']['parity_agreement']:.2%}, export "
+                      f"{result['export']['seconds']} s", flush=True)
+            tf.keras.backend.clear_session()
+    # A failed run never replaces a good results file.
+    output = args.output.with_suffix(".failed.json") if failed else args.output
+    atomic.write_json(output, {
+        "benchmark": "Bi-Real family: short training on Fashion-MNIST, then LCE export "
+                     "(arm64) with the bitpacking proof and parity",
+        "command": " ".join(["python benchmarks/family_export.py", *(argv or sys.argv[1:])]),
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(),
+        "rows": rows,
+        "all_bitpacked": not failed and all(
+            r["export"]["binary_convolutions"]["not_bitpacked"] == []
+            for name, r in rows.items() if name in BINARY),
+    })
+    print(f"-> {output}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
