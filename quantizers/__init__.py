@@ -9,12 +9,14 @@ import bnnzoo  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 from .bireal import (BiRealApproxSign, BiRealHardTanh, BiRealMagnitudeAwareSign, hard_tanh,
                      magnitude_aware_sign)
+from .xnor import XNORScaledSign
 from larq.quantizers import approx_sign
 
 __all__ = [
     "BiRealApproxSign",
     "BiRealHardTanh",
     "BiRealMagnitudeAwareSign",
+    "XNORScaledSign",
     "approx_sign",
     "hard_tanh",
     "magnitude_aware_sign",

@@ -5,11 +5,13 @@ import functools
 import numpy as np
 import pytest
 import tensorflow as tf
+from larq_zoo.literature.xnornet import xnor_weight_scale
 
 from bnnzoo import export, zoo
 from bnnzoo.export import footprint
-from bnnzoo.quantizers import BiRealHardTanh
+from bnnzoo.quantizers import BiRealHardTanh, XNORScaledSign
 from bnnzoo.zoo.binary_layers import binary_layers, binary_operations
+from bnnzoo.training.train import load_model_file
 from bnnzoo.zoo.bireal_deep import BiRealBottleneckFactory
 
 SMALL = dict(input_shape=(32, 32, 3), num_classes=10)
@@ -131,7 +133,9 @@ def test_xnor_baseline_has_two_convs_per_shortcut_and_plain_sign():
     layers = binary_layers(model)
     assert len(layers) == 16 and len(binary_operations(model)) == 16
     assert [l.input_quantizer.__class__.__name__ for l in layers] == ["SteSign"] * 16
-    assert all(l.kernel_quantizer.__name__ == "xnor_weight_scale" for l in layers)
+    assert all(isinstance(l.kernel_quantizer, XNORScaledSign) for l in layers)
+    kernel = tf.random.stateless_normal((3, 3, 4, 8), seed=(1, 2))
+    np.testing.assert_array_equal(XNORScaledSign()(kernel), xnor_weight_scale(kernel))
     adds = [l for l in model.layers if isinstance(l, tf.keras.layers.Add)]
     assert len(adds) == 8  # one shortcut per basic block of two binary convs
     for first, second in zip(layers[::2], layers[1::2]):
@@ -164,3 +168,13 @@ def test_family_exports_every_binary_conv_bitpacked(name, shape, classes):
                                              "not_bitpacked": []}
     if name == "bireal34":  # within 5 % of the 1-bit budget
         assert abs(report["size"]["vs_one_bit_budget"] - 1) < 0.05
+
+
+@pytest.mark.parametrize("name", ["xnor_resnet18", "resnet18"])
+def test_trained_model_files_load_back(name, tmp_path):
+    """A run's model.h5 must load for export and --init-from (custom quantizers included)."""
+    model = small(name)
+    model.save(tmp_path / "model.h5", include_optimizer=False, save_format="h5")
+    loaded = load_model_file(tmp_path / "model.h5")
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

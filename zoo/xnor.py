@@ -7,7 +7,8 @@ sign (``ste_sign``: gradient \\( \\mathbb{1}_{|x| \\le 1} \\)), and weights keep
 XNOR-Net's real-valued per-channel scale
 \\( W_b = \\alpha_c \\operatorname{sign}(\\operatorname{clip}(W, -1, 1)) \\),
 \\( \\alpha_c = \\operatorname{mean}|\\operatorname{clip}(W, -1, 1)| \\), with the
-gradient flowing through \\( \\alpha_c \\) too (larq-zoo's ``xnor_weight_scale``).
+gradient flowing through \\( \\alpha_c \\) too (larq-zoo's ``xnor_weight_scale``, as
+the ``xnor_scaled_sign`` quantizer).
 Stem, head, shortcuts and +1 padding are ``bireal18``'s, so the two differ only
 in what the ablation is about.
 """
@@ -15,7 +16,6 @@ in what the ablation is about.
 from typing import Optional, Sequence
 
 import tensorflow as tf
-from larq_zoo.literature.xnornet import xnor_weight_scale
 
 from .bireal import BiRealNetFactory
 from .registry import register_model
@@ -25,7 +25,7 @@ class XNORResNet18(BiRealNetFactory):
     name = "xnor_resnet18"
     stage_blocks = (2, 2, 2, 2)  # basic blocks of two binary 3x3 convolutions
     input_quantizer = "ste_sign"
-    kernel_quantizer = staticmethod(xnor_weight_scale)
+    kernel_quantizer = "xnor_scaled_sign"  # larq-zoo's xnor_weight_scale
 
     def residual_block(self, x, filters: int, strides: int = 1, kernel_size: int = 3):
         """x -> [sign -> bconv -> BN -> sign -> bconv -> BN] -> (+ shortcut(x))."""
