@@ -227,8 +227,12 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, resume
     model = build_model(config)
     compile_model(model, config)
     if config.init_from and not tf.train.latest_checkpoint(run_dir / runs.CHECKPOINTS):
-        copied = initialise_from(model, load_source(Path(config.init_from)).model)
+        source = load_source(Path(config.init_from))
+        copied = initialise_from(model, source.model)
         print(f"Initialised {copied} layers from {config.init_from}.")
+        if source.name not in (config.model, zoo.TWINS.get(config.model)):
+            print(f"Note: {source.name} is not {config.model}'s real-valued twin "
+                  f"({zoo.TWINS.get(config.model, 'none registered')}); the structures match.")
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": package_versions()})
