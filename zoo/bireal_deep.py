@@ -81,63 +81,49 @@ def build(factory, **kwargs) -> tf.keras.Model:
     return factory(**kwargs).build()
 
 
-@register_model("bireal34", paper=_PAPER, paper_top1=62.2)
-def bireal34(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
-             weights: Optional[str] = None, include_top: bool = True,
-             num_classes: int = 1000) -> tf.keras.Model:
-    return build(BiRealNet34, input_shape=input_shape, input_tensor=input_tensor,
-                 weights=weights, include_top=include_top, num_classes=num_classes)
+def builder(factory, doc: str):
+    """The registry's keyword-only, larq-zoo-style builder of ``factory``."""
+
+    def build_model(*, input_shape: Optional[Sequence[Optional[int]]] = None,
+                    input_tensor=None, weights: Optional[str] = None,
+                    include_top: bool = True, num_classes: int = 1000) -> tf.keras.Model:
+        return build(factory, input_shape=input_shape, input_tensor=input_tensor,
+                     weights=weights, include_top=include_top, num_classes=num_classes)
+
+    build_model.__name__ = build_model.__qualname__ = factory.name
+    build_model.__doc__ = doc + _ARGUMENTS
+    return build_model
 
 
-@register_model("bireal50", paper=_PAPER, paper_top1=62.6)
-def bireal50(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
-             weights: Optional[str] = None, include_top: bool = True,
-             num_classes: int = 1000) -> tf.keras.Model:
-    return build(BiRealNet50, input_shape=input_shape, input_tensor=input_tensor,
-                 weights=weights, include_top=include_top, num_classes=num_classes)
-
-
-@register_model("bireal101", paper=_PAPER)
-def bireal101(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
-              weights: Optional[str] = None, include_top: bool = True,
-              num_classes: int = 1000) -> tf.keras.Model:
-    return build(BiRealNet101, input_shape=input_shape, input_tensor=input_tensor,
-                 weights=weights, include_top=include_top, num_classes=num_classes)
-
-
-@register_model("bireal152", paper=_PAPER, paper_top1=64.5)
-def bireal152(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
-              weights: Optional[str] = None, include_top: bool = True,
-              num_classes: int = 1000) -> tf.keras.Model:
-    return build(BiRealNet152, input_shape=input_shape, input_tensor=input_tensor,
-                 weights=weights, include_top=include_top, num_classes=num_classes)
-
-
-bireal34.__doc__ = """Bi-Real Net with 34 layers (32 binary 3x3 convolutions).
+bireal34 = register_model("bireal34", paper=_PAPER, paper_top1=62.2)(builder(BiRealNet34, """\
+Bi-Real Net with 34 layers (32 binary 3x3 convolutions).
 
     # ImageNet metrics (paper)
 
     | Top-1 | Top-5 |
     | ----- | ----- |
     | 62.2 % | 83.9 % |
-""" + _ARGUMENTS
-bireal50.__doc__ = """Bi-Real Net with 50 layers (16 bottlenecks, 48 binary convolutions).
+"""))
+bireal50 = register_model("bireal50", paper=_PAPER, paper_top1=62.6)(builder(BiRealNet50, """\
+Bi-Real Net with 50 layers (16 bottlenecks, 48 binary convolutions).
 
     # ImageNet metrics (paper, IJCV 2020)
 
     | Top-1 | Top-5 |
     | ----- | ----- |
     | 62.6 % | 83.9 % |
-""" + _ARGUMENTS
-bireal101.__doc__ = """Bi-Real Net with 101 layers (33 bottlenecks, 99 binary convolutions).
+"""))
+bireal101 = register_model("bireal101", paper=_PAPER)(builder(BiRealNet101, """\
+Bi-Real Net with 101 layers (33 bottlenecks, 99 binary convolutions).
 
     The paper reports no 101-layer figure in the table this project follows.
-""" + _ARGUMENTS
-bireal152.__doc__ = """Bi-Real Net with 152 layers (50 bottlenecks, 150 binary convolutions).
+"""))
+bireal152 = register_model("bireal152", paper=_PAPER, paper_top1=64.5)(builder(BiRealNet152, """\
+Bi-Real Net with 152 layers (50 bottlenecks, 150 binary convolutions).
 
     # ImageNet metrics (paper, IJCV 2020)
 
     | Top-1 |
     | ----- |
     | 64.5 % |
-""" + _ARGUMENTS
+"""))

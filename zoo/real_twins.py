@@ -8,12 +8,8 @@ the same order, so its trained weights initialise ``birealN`` one to one
 (``train --init-from``); its "same" borders are zero-padded, as real nets are.
 """
 
-from typing import Optional, Sequence
-
-import tensorflow as tf
-
 from .bireal import BiRealNet18
-from .bireal_deep import BiRealNet34, BiRealNet50, BiRealNet101, BiRealNet152, build
+from .bireal_deep import BiRealNet34, BiRealNet50, BiRealNet101, BiRealNet152, builder
 from .registry import register_model
 
 _PAPER = "He et al., ResNet, CVPR 2016, in Bi-Real Net's layout (real-valued twin)"
@@ -57,21 +53,12 @@ TWINS = {"bireal18": "resnet18", "bireal34": "resnet34", "bireal50": "resnet50",
 
 
 def _twin(factory):
-    def builder(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
-                weights: Optional[str] = None, include_top: bool = True,
-                num_classes: int = 1000) -> tf.keras.Model:
-        return build(factory, input_shape=input_shape, input_tensor=input_tensor,
-                     weights=weights, include_top=include_top, num_classes=num_classes)
-
     binary = next(b for b, r in TWINS.items() if r == factory.name)
-    builder.__name__ = factory.name
-    builder.__doc__ = (
-        f"The real-valued twin of ``{binary}``: its layers, with clip(x, -1, 1) in\n"
-        "    place of the sign and real weights. Trained first, it initialises\n"
-        f"    ``{binary}`` (``python cli.py train {binary} --init-from RUN``).\n\n"
-        "    Arguments as for every zoo model (larq-zoo's keyword-only signature).")
+    doc = (f"The real-valued twin of ``{binary}``: its layers, with clip(x, -1, 1) in\n"
+           "    place of the sign and real weights. Trained first, it initialises\n"
+           f"    ``{binary}`` (``python cli.py train {binary} --init-from RUN``).\n")
     flops = PAPER_FLOPS.get(factory.name)
-    return register_model(factory.name, paper=_PAPER, paper_flops=flops)(builder)
+    return register_model(factory.name, paper=_PAPER, paper_flops=flops)(builder(factory, doc))
 
 
 resnet18 = _twin(ResNet18)
