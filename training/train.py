@@ -220,9 +220,10 @@ def train(config: TrainConfig, output: Optional[Path] = None, resume: bool = Fal
     return train_run(config, data, run_dir, resume, verbose)
 
 
-def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, resume: bool,
-              verbose: Optional[int] = None, point_latest: bool = True) -> Path:
-    """Train one run directory with a resolved ``config``."""
+def prepare_model(config: TrainConfig, run_dir: Path) -> tf.keras.Model:
+    """``config``'s model, built and compiled; initialised from ``config.init_from``
+    unless ``run_dir`` already has a checkpoint. Writes nothing, so a structure
+    mismatch (``InitialisationError``) leaves no trace."""
     tf.keras.utils.set_random_seed(config.seed)
     model = build_model(config)
     compile_model(model, config)
@@ -233,6 +234,15 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, resume
         if source.name not in (config.model, zoo.TWINS.get(config.model)):
             print(f"Note: {source.name} is not {config.model}'s real-valued twin "
                   f"({zoo.TWINS.get(config.model, 'none registered')}); the structures match.")
+    return model
+
+
+def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, resume: bool,
+              verbose: Optional[int] = None, point_latest: bool = True,
+              model: Optional[tf.keras.Model] = None) -> Path:
+    """Train one run directory with a resolved ``config`` (and its ``prepare_model``)."""
+    if model is None:
+        model = prepare_model(config, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": package_versions()})

@@ -20,8 +20,7 @@ from typing import List, Optional, Tuple
 from bnnzoo import atomic, datasets
 
 from . import runs
-from .initialise import initialise_from
-from .train import TrainConfig, build_model, load_source, package_versions, train_run
+from .train import TrainConfig, package_versions, prepare_model, train_run
 
 
 def steps(config: TrainConfig, run_dir: Path) -> List[Tuple[str, TrainConfig]]:
@@ -42,19 +41,22 @@ def steps(config: TrainConfig, run_dir: Path) -> List[Tuple[str, TrainConfig]]:
 def train_two_step(config: TrainConfig, data: datasets.Dataset, run_dir: Path, resume: bool,
                    verbose: Optional[int] = None) -> Path:
     plan = steps(config, run_dir)
-    if not resume and config.init_from:  # a mismatch stops before anything is written
-        initialise_from(build_model(plan[0][1]), load_source(Path(config.init_from)).model)
+    pending = [(name, step) for name, step in plan
+               if not (run_dir / name / runs.MODEL).is_file()]  # a step with model.h5 is done
+    # The first pending step's model before anything is written: a structure
+    # mismatch with --init-from stops here and leaves no run behind.
+    model = prepare_model(pending[0][1], run_dir / pending[0][0]) if pending else None
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": package_versions()})
     runs.set_latest(run_dir)
-    for name, step_config in plan:
+    for name, step_config in pending:
         step_dir = run_dir / name
-        if (step_dir / runs.MODEL).is_file():
-            continue  # done
         print(f"{run_dir}: {name}")
         train_run(step_config, data, step_dir, resume=(step_dir / runs.CONFIG).is_file(),
-                  verbose=verbose, point_latest=False)
+                  verbose=verbose, point_latest=False, model=model)
+        model = None  # the next step builds its own, initialised from this one
+    last = plan[-1][0]
     with atomic.atomic_path(run_dir / runs.MODEL) as tmp:
-        shutil.copyfile(step_dir / runs.MODEL, tmp)
+        shutil.copyfile(run_dir / last / runs.MODEL, tmp)
     return run_dir
