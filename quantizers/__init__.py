@@ -9,6 +9,7 @@ import bnnzoo  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 from .bireal import (BiRealApproxSign, BiRealHardTanh, BiRealMagnitudeAwareSign, hard_tanh,
                      magnitude_aware_sign)
+from .siman import SiManMagnitude, SiManSign, magnitude_encoding, siman_magnitude, siman_sign
 from .xnor import XNORScaledSign
 from larq.quantizers import approx_sign
 
@@ -16,8 +17,13 @@ __all__ = [
     "BiRealApproxSign",
     "BiRealHardTanh",
     "BiRealMagnitudeAwareSign",
+    "SiManMagnitude",
+    "SiManSign",
     "XNORScaledSign",
     "approx_sign",
     "hard_tanh",
     "magnitude_aware_sign",
+    "magnitude_encoding",
+    "siman_magnitude",
+    "siman_sign",
 ]

@@ -1,0 +1,118 @@
+r"""SiMaN's quantizers (Lin et al., "SiMaN: Sign-to-Magnitude Network
+Binarization", TPAMI 2022), as the official code computes them.
+
+Weights are binarized by *magnitude*: within each output channel the half of
+the (centred, standardised) weights with the largest magnitude encode to
+\( B = 1 \), the rest to \( B = 0 \); the convolution uses \( 2B - 1 \in \{-1, +1\} \),
+so a SiMaN layer is an ordinary ±1 binary convolution (plus a per-channel
+output scale) and deploys on LCE as ``LceBconv2d``. Activations are
+standardised per sample before the sign.
+"""
+
+import larq as lq
+import tensorflow as tf
+
+EPSILON = 1e-5
+
+
+def _channel_axes(w: tf.Tensor):
+    return list(range(len(w.shape) - 1))  # all but the last (output channel)
+
+
+def standardise_per_channel(w: tf.Tensor) -> tf.Tensor:
+    r"""\( w_2 = (W - \mu_c) / \sqrt{\sigma_c^2 + 10^{-5}} \), statistics per output channel."""
+    mean, variance = tf.nn.moments(w, axes=_channel_axes(w), keepdims=True)
+    return (w - mean) / tf.sqrt(variance + EPSILON)
+
+
+def magnitude_encoding(w: tf.Tensor) -> tf.Tensor:
+    r"""SiMaN's code \( B \in \{0, 1\} \) of a kernel, per output channel (last axis).
+
+    \( B = 1 \) where \( |w_2| \) is above its channel's median, \( w_2 \) the
+    standardised weights: the top half by magnitude. With \( n \) weights per
+    channel (and no ties) exactly \( \lfloor n/2 \rfloor \) are 1 — the
+    median rule; for odd \( n \) the median weight itself encodes to 0.
+    """
+    return _top_half(tf.abs(standardise_per_channel(w)))
+
+
+def _top_half(magnitude: tf.Tensor) -> tf.Tensor:
+    """1 where ``magnitude`` is above its output channel's median, else 0."""
+    cout = tf.shape(magnitude)[-1]
+    flat = tf.transpose(tf.reshape(magnitude, [-1, cout]))  # (cout, n)
+    n = tf.shape(flat)[1]
+    ordered = tf.sort(flat, axis=1)
+    median = 0.5 * (ordered[:, (n - 1) // 2] + ordered[:, n // 2])  # numpy's median
+    return tf.cast(magnitude > median, magnitude.dtype)
+
+
+@tf.custom_gradient
+def _straight_through_code(magnitude: tf.Tensor):
+    """Forward exactly 2B - 1 (LCE needs exact ±1); backward the identity."""
+    return 2.0 * _top_half(magnitude) - 1.0, lambda dy: dy
+
+
+def siman_magnitude(w: tf.Tensor) -> tf.Tensor:
+    r"""The kernel the convolution sees: \( 2B - 1 \), with a straight-through gradient.
+
+    Forward \( 2B - 1 \) (``magnitude_encoding``). Backward straight through
+    to \( |w_2| \) — \( \partial (2B-1) / \partial |w_2| := 1 \), no clipping
+    mask — and from there by the chain rule through the absolute value and the
+    per-channel standardisation to \( W \):
+    \[ \frac{\partial L}{\partial W} = \frac{\partial L}{\partial W_b}
+       \cdot \frac{\partial |w_2|}{\partial W} . \]
+    The encoding ignores the weights' signs: \( -W \) gives the same code.
+    """
+    return _straight_through_code(tf.abs(standardise_per_channel(w)))
+
+
+def standardise_per_sample(x: tf.Tensor) -> tf.Tensor:
+    r"""\( a_1 = (a - \mu) / \sqrt{\sigma^2 + 10^{-5}} \), statistics over each sample's (H, W, C)."""
+    axes = list(range(1, len(x.shape)))
+    mean, variance = tf.nn.moments(x, axes=axes, keepdims=True)
+    return (x - mean) / tf.sqrt(variance + EPSILON)
+
+
+def siman_sign(x: tf.Tensor) -> tf.Tensor:
+    r"""SiMaN's activation sign: \( \operatorname{sign}(a_1) \), \( a_1 \) standardised per sample.
+
+    Backward \( \partial q / \partial a_1 = \max(0,\, 2 - 2|a_1|) \) (Bi-Real's
+    approximate sign, larq's ``approx_sign``), then through the standardisation
+    to \( a \). Dividing by \( \sqrt{\sigma^2 + 10^{-5}} > 0 \) never changes a
+    sign, so the forward value equals \( \operatorname{sign}(a - \mu) \):
+    deployed, only the per-sample mean has to be computed before LCE's
+    ``LceQuantize``.
+    """
+    return lq.quantizers.approx_sign(standardise_per_sample(x))
+
+
+@lq.utils.register_alias("siman_magnitude")
+@lq.utils.register_keras_custom_object
+class SiManMagnitude(lq.quantizers.Quantizer):
+    r"""SiMaN's weight quantizer: \( 2B - 1 \), B the per-channel top half by
+    magnitude of the standardised weights (``siman_magnitude``), straight-through
+    gradient. Pair it with a per-channel output scale \( \alpha_c \) and no
+    weight decay on the kernel (the paper's Laplacian argument).
+
+    # References
+    - Lin et al., SiMaN: Sign-to-Magnitude Network Binarization, TPAMI 2022
+      (the official code's per-channel centring and standardisation).
+    """
+
+    precision = 1
+
+    def call(self, inputs):
+        return siman_magnitude(inputs)
+
+
+@lq.utils.register_alias("siman_sign")
+@lq.utils.register_keras_custom_object
+class SiManSign(lq.quantizers.Quantizer):
+    r"""SiMaN's activation quantizer: per-sample standardisation over (H, W, C),
+    then the sign; approximate-sign gradient (``siman_sign``). No parameters.
+    """
+
+    precision = 1
+
+    def call(self, inputs):
+        return siman_sign(inputs)
