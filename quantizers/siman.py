@@ -116,3 +116,58 @@ class SiManSign(lq.quantizers.Quantizer):
 
     def call(self, inputs):
         return siman_sign(inputs)
+
+
+def percentile(x: tf.Tensor, q) -> tf.Tensor:
+    """The ``q``-th percentile of all of ``x``, interpolated linearly (numpy's default)."""
+    ordered = tf.sort(tf.reshape(x, [-1]))
+    position = tf.cast(q, ordered.dtype) / 100.0 * tf.cast(tf.size(ordered) - 1, ordered.dtype)
+    lower = tf.cast(tf.floor(position), tf.int32)
+    upper = tf.minimum(lower + 1, tf.size(ordered) - 1)
+    fraction = position - tf.floor(position)
+    return ordered[lower] + fraction * (ordered[upper] - ordered[lower])
+
+
+@lq.utils.register_alias("siman_clip")
+@lq.utils.register_keras_custom_object
+class SiManClip(tf.keras.constraints.Constraint):
+    r"""The official code's write-back of the latent kernel, after each update.
+
+    \[ w_1 = W - \mu_c(W), \qquad
+       W \leftarrow \operatorname{sign}(w_1)\,
+       \operatorname{clip}\bigl(|w_1|,\ P_p(|w_1|),\ P_{100-p}(|w_1|)\bigr) \]
+    with \( \mu_c \) the per-output-channel mean and \( P \) percentiles over
+    the whole layer. \( p \) decays linearly from 15 at the first epoch to 0
+    at the last (``SiManClipSchedule`` sets it); at \( p = 0 \) only the
+    centring remains.
+    """
+
+    def __init__(self, p: float = 15.0):
+        self.p = tf.Variable(float(p), trainable=False, dtype=tf.float32, name="siman_clip_p")
+
+    def __call__(self, w):
+        centred = w - tf.reduce_mean(w, axis=_channel_axes(w), keepdims=True)
+        magnitude = tf.abs(centred)
+        p = tf.cast(self.p, w.dtype)
+        low, high = percentile(magnitude, p), percentile(magnitude, 100.0 - p)
+        return tf.where(centred >= 0, 1.0, -1.0) * tf.clip_by_value(magnitude, low, high)
+
+    def get_config(self):
+        return {"p": float(self.p.numpy())}
+
+
+class SiManClipSchedule(tf.keras.callbacks.Callback):
+    """Sets every ``SiManClip``'s p to ``start * (1 - epoch / (epochs - 1))``: 15 -> 0."""
+
+    def __init__(self, epochs: int, start: float = 15.0):
+        super().__init__()
+        self.epochs, self.start = epochs, start
+
+    def value(self, epoch: int) -> float:
+        return self.start * (1.0 - epoch / (self.epochs - 1)) if self.epochs > 1 else 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for layer in self.model.layers:
+            constraint = getattr(layer, "kernel_constraint", None)
+            if isinstance(constraint, SiManClip):
+                constraint.p.assign(self.value(epoch))

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from bnnzoo.quantizers import (SiManMagnitude, SiManSign, magnitude_encoding, siman_magnitude,
                                siman_sign)
+from bnnzoo.quantizers.siman import SiManClip, SiManClipSchedule
 
 EPS = 1e-5
 
@@ -90,3 +91,29 @@ def test_activation_sign_standardises_each_sample():
 def test_registered_binary_quantizers(name, cls):
     quantizer = lq.quantizers.get(name)
     assert isinstance(quantizer, cls) and quantizer.precision == 1
+
+
+def test_clip_centres_per_channel_and_clips_to_layer_percentiles():
+    w = kernel()
+    clipped = SiManClip(10.0)(tf.constant(w, tf.float32)).numpy()
+    centred = w - w.mean(axis=(0, 1, 2), keepdims=True)
+    low, high = np.percentile(np.abs(centred), [10, 90])
+    expected = np.sign(centred) * np.clip(np.abs(centred), low, high)
+    np.testing.assert_allclose(clipped, expected, rtol=1e-5, atol=1e-6)
+    assert (np.abs(clipped) <= high + 1e-6).all() and (np.abs(clipped) >= low - 1e-6).all()
+    at_zero = SiManClip(0.0)(tf.constant(w, tf.float32)).numpy()
+    np.testing.assert_allclose(at_zero, centred, rtol=1e-5, atol=1e-6)  # p = 0: centring only
+
+
+def test_clip_schedule_decays_from_15_to_0_on_the_last_epoch():
+    inp = tf.keras.Input((4, 4, 2))
+    layer = lq.layers.QuantConv2D(4, 3, kernel_quantizer="siman_magnitude",
+                                  kernel_constraint=SiManClip(), use_bias=False)
+    model = tf.keras.Model(inp, layer(inp))
+    schedule = SiManClipSchedule(epochs=4)
+    schedule.set_model(model)
+    seen = []
+    for epoch in range(4):
+        schedule.on_epoch_begin(epoch)
+        seen.append(float(layer.kernel_constraint.p.numpy()))
+    np.testing.assert_allclose(seen, [15, 10, 5, 0], atol=1e-6)
