@@ -9,7 +9,9 @@ import bnnzoo  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 from .bireal import (BiRealApproxSign, BiRealHardTanh, BiRealMagnitudeAwareSign, hard_tanh,
                      magnitude_aware_sign)
-from .siman import SiManMagnitude, SiManSign, magnitude_encoding, siman_magnitude, siman_sign
+from .scaled_conv import ScaledQuantConv2D
+from .siman import (SiManClip, SiManClipSchedule, SiManMagnitude, SiManSign, magnitude_encoding,
+                    siman_magnitude, siman_sign)
 from .xnor import XNORScaledSign
 from larq.quantizers import approx_sign
 
@@ -17,6 +19,9 @@ __all__ = [
     "BiRealApproxSign",
     "BiRealHardTanh",
     "BiRealMagnitudeAwareSign",
+    "ScaledQuantConv2D",
+    "SiManClip",
+    "SiManClipSchedule",
     "SiManMagnitude",
     "SiManSign",
     "XNORScaledSign",

@@ -4,8 +4,9 @@ Binarization", TPAMI 2022), as the official code computes them.
 Weights are binarized by *magnitude*: within each output channel the half of
 the (centred, standardised) weights with the largest magnitude encode to
 \( B = 1 \), the rest to \( B = 0 \); the convolution uses \( 2B - 1 \in \{-1, +1\} \),
-so a SiMaN layer is an ordinary ±1 binary convolution (plus a per-channel
-output scale) and deploys on LCE as ``LceBconv2d``. Activations are
+so a SiMaN layer is an ordinary ±1 binary convolution (plus the per-channel
+output scale of ``scaled_conv.ScaledQuantConv2D``) and deploys on LCE as
+``LceBconv2d``. Activations are
 standardised per sample before the sign.
 """
 
@@ -33,23 +34,29 @@ def magnitude_encoding(w: tf.Tensor) -> tf.Tensor:
     channel (and no ties) exactly \( \lfloor n/2 \rfloor \) are 1 — the
     median rule; for odd \( n \) the median weight itself encodes to 0.
     """
-    return _top_half(tf.abs(standardise_per_channel(w)))
+    return (_code(tf.abs(standardise_per_channel(w))) + 1.0) / 2.0
 
 
-def _top_half(magnitude: tf.Tensor) -> tf.Tensor:
-    """1 where ``magnitude`` is above its output channel's median, else 0."""
+def _code(magnitude: tf.Tensor) -> tf.Tensor:
+    """+1 where ``magnitude`` is above its output channel's median, else -1.
+
+    Float arithmetic only, ``sign(sign(m - median) - 1/2)`` (the median itself
+    gives -1): a bool-to-float cast of the mask would be 4x its operand, and
+    the TFLite converter does not constant-fold such growing ops on large
+    kernels, so LCE would not see a constant ±1 kernel to bitpack.
+    """
     cout = tf.shape(magnitude)[-1]
     flat = tf.transpose(tf.reshape(magnitude, [-1, cout]))  # (cout, n)
     n = tf.shape(flat)[1]
     ordered = tf.sort(flat, axis=1)
     median = 0.5 * (ordered[:, (n - 1) // 2] + ordered[:, n // 2])  # numpy's median
-    return tf.cast(magnitude > median, magnitude.dtype)
+    return tf.sign(tf.sign(magnitude - median) - 0.5)
 
 
 @tf.custom_gradient
 def _straight_through_code(magnitude: tf.Tensor):
     """Forward exactly 2B - 1 (LCE needs exact ±1); backward the identity."""
-    return 2.0 * _top_half(magnitude) - 1.0, lambda dy: dy
+    return _code(magnitude), lambda dy: dy
 
 
 def siman_magnitude(w: tf.Tensor) -> tf.Tensor:
@@ -73,17 +80,29 @@ def standardise_per_sample(x: tf.Tensor) -> tf.Tensor:
     return (x - mean) / tf.sqrt(variance + EPSILON)
 
 
-def siman_sign(x: tf.Tensor) -> tf.Tensor:
+@tf.custom_gradient
+def siman_sign(x: tf.Tensor):
     r"""SiMaN's activation sign: \( \operatorname{sign}(a_1) \), \( a_1 \) standardised per sample.
 
-    Backward \( \partial q / \partial a_1 = \max(0,\, 2 - 2|a_1|) \) (Bi-Real's
-    approximate sign, larq's ``approx_sign``), then through the standardisation
-    to \( a \). Dividing by \( \sqrt{\sigma^2 + 10^{-5}} > 0 \) never changes a
-    sign, so the forward value equals \( \operatorname{sign}(a - \mu) \):
-    deployed, only the per-sample mean has to be computed before LCE's
-    ``LceQuantize``.
+    Dividing by \( \sqrt{\sigma^2 + 10^{-5}} > 0 \) never changes a sign, so
+    the forward pass computes the same value as
+    \[ \operatorname{sign}(a_1) = \operatorname{sign}(a - \mu), \]
+    \( \mu \) the mean of each sample over (H, W, C) (and sign(0) = +1, as
+    larq's). That is what the graph holds, so a deployed model computes only
+    the per-sample mean and a subtraction before LCE's ``LceQuantize``, not the
+    variance. The backward pass is the paper's: the approximate sign
+    \( \partial q / \partial a_1 = \max(0,\, 2 - 2|a_1|) \) (Bi-Real's, larq's
+    ``approx_sign``), then through the standardisation to \( a \).
     """
-    return lq.quantizers.approx_sign(standardise_per_sample(x))
+    centred = x - tf.reduce_mean(x, axis=list(range(1, len(x.shape))), keepdims=True)
+
+    def grad(dy):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            a1 = standardise_per_sample(x)
+        return tape.gradient(a1, x, output_gradients=dy * tf.maximum(0.0, 2.0 - 2.0 * tf.abs(a1)))
+
+    return lq.math.sign(centred), grad
 
 
 @lq.utils.register_alias("siman_magnitude")
@@ -119,13 +138,18 @@ class SiManSign(lq.quantizers.Quantizer):
 
 
 def percentile(x: tf.Tensor, q) -> tf.Tensor:
-    """The ``q``-th percentile of all of ``x``, interpolated linearly (numpy's default)."""
+    """The ``q``-th percentile of all of ``x``, interpolated linearly (numpy's default).
+
+    Indexed with ``tf.gather``: a slice would make ``q`` a compile-time
+    constant under XLA, so every new p of the schedule would recompile the
+    training step.
+    """
     ordered = tf.sort(tf.reshape(x, [-1]))
     position = tf.cast(q, ordered.dtype) / 100.0 * tf.cast(tf.size(ordered) - 1, ordered.dtype)
     lower = tf.cast(tf.floor(position), tf.int32)
     upper = tf.minimum(lower + 1, tf.size(ordered) - 1)
-    fraction = position - tf.floor(position)
-    return ordered[lower] + fraction * (ordered[upper] - ordered[lower])
+    low, high = tf.gather(ordered, lower), tf.gather(ordered, upper)
+    return low + (position - tf.floor(position)) * (high - low)
 
 
 @lq.utils.register_alias("siman_clip")
@@ -157,17 +181,28 @@ class SiManClip(tf.keras.constraints.Constraint):
 
 
 class SiManClipSchedule(tf.keras.callbacks.Callback):
-    """Sets every ``SiManClip``'s p to ``start * (1 - epoch / (epochs - 1))``: 15 -> 0."""
+    """Sets every ``SiManClip``'s p at the start of each epoch (counted from 0):
+    \( p = 15\,(1 - \text{epoch} / (E - 1)) \), so p is 0 on the last epoch.
+    (The official code's \( 15\,(1 - \text{epoch}/E) \) stops at 15/E.)
+    ``training.train`` adds it to every run of a model that has the clip."""
 
     def __init__(self, epochs: int, start: float = 15.0):
         super().__init__()
         self.epochs, self.start = epochs, start
 
+    @staticmethod
+    def applies_to(model: tf.keras.Model) -> bool:
+        """Whether any layer of ``model`` clips its kernel with ``SiManClip``."""
+        return bool(_clips(model))
+
     def value(self, epoch: int) -> float:
         return self.start * (1.0 - epoch / (self.epochs - 1)) if self.epochs > 1 else 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
-        for layer in self.model.layers:
-            constraint = getattr(layer, "kernel_constraint", None)
-            if isinstance(constraint, SiManClip):
-                constraint.p.assign(self.value(epoch))
+        for clip in _clips(self.model):
+            clip.p.assign(self.value(epoch))
+
+
+def _clips(model: tf.keras.Model):
+    return [layer.kernel_constraint for layer in model.layers
+            if isinstance(getattr(layer, "kernel_constraint", None), SiManClip)]

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from bnnzoo.quantizers import (SiManMagnitude, SiManSign, magnitude_encoding, siman_magnitude,
                                siman_sign)
+from bnnzoo.quantizers import ScaledQuantConv2D
 from bnnzoo.quantizers.siman import SiManClip, SiManClipSchedule
 
 EPS = 1e-5
@@ -117,3 +118,18 @@ def test_clip_schedule_decays_from_15_to_0_on_the_last_epoch():
         schedule.on_epoch_begin(epoch)
         seen.append(float(layer.kernel_constraint.p.numpy()))
     np.testing.assert_allclose(seen, [15, 10, 5, 0], atol=1e-6)
+
+
+def test_scaled_conv_starts_alpha_at_each_channels_mean_magnitude():
+    inp = tf.keras.Input((6, 6, 4))
+    conv = ScaledQuantConv2D(8, 3, input_quantizer="siman_sign", kernel_quantizer="siman_magnitude",
+                             use_bias=False)
+    model = tf.keras.Model(inp, conv(inp))
+    kernel = conv.kernel.numpy()
+    np.testing.assert_allclose(conv.alpha.numpy(), np.abs(kernel).mean(axis=(0, 1, 2)), rtol=1e-6)
+    conv.alpha.assign(np.linspace(-2, 2, 8).astype("float32"))  # learnable, any sign
+    x = np.random.default_rng(4).normal(size=(2, 6, 6, 4)).astype("float32")
+    signs = np.where(x - x.mean(axis=(1, 2, 3), keepdims=True) >= 0, 1.0, -1.0).astype("float32")
+    plain = tf.nn.conv2d(signs, siman_magnitude(tf.constant(kernel)), 1, "VALID").numpy()
+    np.testing.assert_allclose(model(x).numpy(), plain * np.linspace(-2, 2, 8), rtol=1e-5,
+                               atol=1e-5)

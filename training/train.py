@@ -17,7 +17,8 @@ from typing import Optional, Tuple
 import tensorflow as tf
 
 from bnnzoo import atomic, datasets, zoo
-from bnnzoo.zoo.binary_layers import binary_kernels
+from bnnzoo.quantizers.siman import SiManClipSchedule
+from bnnzoo.zoo.binary_layers import undecayed_weights
 from bnnzoo.zoo.variants import variant
 
 from . import recipes, runs
@@ -140,7 +141,7 @@ def compile_model(model: tf.keras.Model, config: TrainConfig) -> None:
         total_steps=config.epochs * config.steps_per_epoch,
         steps_per_epoch=config.steps_per_epoch,
         weight_decay=config.weight_decay,
-        no_decay=binary_kernels(model),
+        no_decay=undecayed_weights(model),
     )
     model.compile(
         optimizer=optimizer,
@@ -271,6 +272,8 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, resume
         EpochCheckpoint(manager, epoch_var),
         tf.keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.LOGS), profile_batch=0),
     ]
+    if SiManClipSchedule.applies_to(model):  # the latent-weight clip's per-epoch p
+        callbacks.insert(0, SiManClipSchedule(config.epochs))
     if initial_epoch < config.epochs:
         if initial_epoch:
             print(f"Resuming {run_dir} at epoch {initial_epoch + 1}/{config.epochs}.")

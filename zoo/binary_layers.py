@@ -37,5 +37,14 @@ def binary_operations(model: tf.keras.Model) -> List[tf.keras.layers.Layer]:
 
 
 def binary_kernels(model: tf.keras.Model) -> List[tf.Variable]:
-    """The latent kernels of the binary layers: no weight decay applies to them."""
+    """The latent kernels of the binary layers."""
     return [layer.kernel for layer in binary_layers(model)]
+
+
+def undecayed_weights(model: tf.keras.Model) -> List[tf.Variable]:
+    """What weight decay must not touch: the binary layers' latent kernels and
+    their learned output scales (SiMaN's alpha). Their values only matter
+    through a sign or a magnitude ranking, and decay distorts that (Bi-Real
+    Net; SiMaN's Laplacian argument)."""
+    return [w for layer in binary_layers(model) for w in layer.trainable_weights
+            if w is layer.kernel or w is getattr(layer, "alpha", None)]

@@ -66,6 +66,8 @@ class BiRealNetFactory:
     kernel_initializer = "glorot_normal"
     batch_norm_momentum = 0.8
     has_imagenet_weights = False  # larq-zoo publishes weights for Bi-Real-18 only
+    default_input_shape = None  # larq-zoo's: (224, 224, 3)
+    default_num_classes = 1000
 
     def __init__(self, *, input_shape, input_tensor, weights, include_top, num_classes):
         if weights == "imagenet" and not self.has_imagenet_weights:
@@ -78,6 +80,8 @@ class BiRealNetFactory:
                 "weights='imagenet' needs RGB inputs larger than "
                 f"{SMALL_IMAGE_MAX_SIDE} px (the ImageNet stem); got {tuple(input_shape)}."
             )
+        if input_shape is None and input_tensor is None:
+            input_shape = self.default_input_shape
         input_shape = lqz_utils.validate_input(input_shape, weights, include_top, num_classes)
         self.image_input = lqz_utils.get_input_layer(input_shape, input_tensor)
         self.weights = weights

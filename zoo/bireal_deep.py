@@ -81,17 +81,20 @@ def build(factory, **kwargs) -> tf.keras.Model:
     return factory(**kwargs).build()
 
 
-def builder(factory, doc: str):
-    """The registry's keyword-only, larq-zoo-style builder of ``factory``."""
+def builder(factory, doc: str, arguments: str = _ARGUMENTS):
+    """The registry's keyword-only, larq-zoo-style builder of ``factory``
+    (docstring ``doc`` followed by ``arguments``)."""
 
     def build_model(*, input_shape: Optional[Sequence[Optional[int]]] = None,
                     input_tensor=None, weights: Optional[str] = None,
-                    include_top: bool = True, num_classes: int = 1000) -> tf.keras.Model:
+                    include_top: bool = True, num_classes: Optional[int] = None) -> tf.keras.Model:
+        if num_classes is None:
+            num_classes = factory.default_num_classes
         return build(factory, input_shape=input_shape, input_tensor=input_tensor,
                      weights=weights, include_top=include_top, num_classes=num_classes)
 
     build_model.__name__ = build_model.__qualname__ = factory.name
-    build_model.__doc__ = doc + _ARGUMENTS
+    build_model.__doc__ = doc + arguments
     return build_model
 
 

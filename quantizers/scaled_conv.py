@@ -1,0 +1,30 @@
+r"""A binary convolution with a learnable per-output-channel scale.
+
+\[ y_c = \alpha_c \, \bigl(q_a(x) \circledast q_w(W)\bigr)_c , \qquad
+   \alpha_c^{(0)} = \operatorname{mean}_c |W^{(0)}| \]
+
+SiMaN multiplies the ±1 convolution by \( \alpha \), initialised to the mean
+magnitude of each output channel's initial latent weights and then trained
+(with no weight decay, like the kernel). On LCE the product folds into
+``LceBconv2d``'s per-channel output multiplier, so it costs nothing deployed.
+"""
+
+import larq as lq
+import tensorflow as tf
+
+
+@lq.utils.register_keras_custom_object
+class ScaledQuantConv2D(lq.layers.QuantConv2D):
+    """larq's ``QuantConv2D`` followed by a learnable per-output-channel scale
+    ``alpha`` (initialised to the mean absolute initial kernel of the channel)."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        axes = list(range(len(self.kernel.shape) - 1))
+        self.alpha = self.add_weight(
+            name="alpha", shape=(self.filters,), dtype=self.dtype, trainable=True,
+            initializer=lambda shape, dtype=None: tf.reduce_mean(tf.abs(self.kernel), axis=axes),
+        )
+
+    def call(self, inputs):
+        return super().call(inputs) * self.alpha

@@ -1,0 +1,201 @@
+"""SiMaN's networks, recipe and deployment: layouts per methods.md, no decay on
+the binary kernels and scales, bitpacked export with parity on real images."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bnnzoo import export, zoo
+from bnnzoo.export import flatbuffer
+from bnnzoo.quantizers import ScaledQuantConv2D, SiManClip, SiManMagnitude, SiManSign
+from bnnzoo.training import recipes
+from bnnzoo.training.train import TrainConfig, compile_model, load_model_file
+from bnnzoo.zoo.binary_layers import binary_layers, binary_operations, undecayed_weights
+from bnnzoo.zoo.siman import SubsampleZeroPad
+
+from conftest import QUICK, requires_fashion_mnist, run_cli
+
+SIMAN = ["siman_resnet18", "siman_resnet34", "siman_resnet20", "siman_resnet18_cifar",
+         "siman_vgg_small"]
+CIFAR = dict(input_shape=(32, 32, 3), num_classes=10)
+
+
+def layers_of(model, kind):
+    return [layer for layer in model.layers if isinstance(layer, kind)]
+
+
+def consumer(layer):
+    (node,) = layer.outbound_nodes
+    return node.outbound_layer
+
+
+@pytest.mark.parametrize("name", SIMAN)
+def test_every_binary_conv_is_simans(name):
+    model = zoo.get_model(name, **CIFAR)
+    layers = binary_layers(model)
+    assert layers == binary_operations(model)
+    assert all(type(layer) is ScaledQuantConv2D and not layer.use_bias for layer in layers)
+    assert all(isinstance(layer.input_quantizer, SiManSign) for layer in layers)
+    assert all(isinstance(layer.kernel_quantizer, SiManMagnitude) for layer in layers)
+    assert all(isinstance(layer.kernel_constraint, SiManClip) for layer in layers)
+    assert zoo.model_entry(name).recipe == ("siman_imagenet" if name in SIMAN[:2] else "siman")
+    figures = {"siman_resnet18": "60.1", "siman_resnet34": "63.9", "siman_resnet20": "87.4",
+               "siman_resnet18_cifar": "92.5", "siman_vgg_small": "92.5"}
+    assert figures[name] in zoo.model_entry(name).build.__doc__
+
+
+@pytest.mark.parametrize("name, convs", [("siman_resnet18", 16), ("siman_resnet34", 32),
+                                         ("siman_resnet20", 18)])
+def test_per_conv_shortcut_then_prelu(name, convs):
+    """x -> bconv -> BN -> (+ shortcut(x)) -> PReLU for every binary conv."""
+    model = zoo.get_model(name, **CIFAR)
+    layers = binary_layers(model)
+    assert len(layers) == convs == len(layers_of(model, tf.keras.layers.Add))
+    for layer in layers:
+        assert layer.kernel_size == (3, 3)
+        bn = consumer(layer)
+        add = consumer(bn)
+        assert isinstance(bn, tf.keras.layers.BatchNormalization)
+        assert isinstance(add, tf.keras.layers.Add)
+        assert isinstance(consumer(add), tf.keras.layers.PReLU)
+        (other,) = [t for t in add.input if t is not bn.output]
+        if layer.strides == (1, 1) and layer.input.shape[-1] == layer.filters:
+            assert other is layer.input  # identity
+        else:
+            producer = other._keras_history.layer
+            if name == "siman_resnet20":  # option A: no parameters
+                assert isinstance(producer, SubsampleZeroPad)
+            else:  # real strided 1x1 conv + BN
+                conv = producer.input._keras_history.layer
+                assert isinstance(producer, tf.keras.layers.BatchNormalization)
+                assert type(conv) is tf.keras.layers.Conv2D and conv.kernel_size == (1, 1)
+                assert conv.strides == layer.strides and conv.input is layer.input
+
+
+def test_imagenet_layout_stem_and_batchnorm_init():
+    model = zoo.get_model("siman_resnet18")  # 224x224x3, 1000 classes
+    stem = layers_of(model, tf.keras.layers.Conv2D)[0]
+    assert (stem.kernel_size, stem.strides) == ((7, 7), (2, 2))
+    assert len(layers_of(model, tf.keras.layers.MaxPool2D)) == 1
+    *body, head = layers_of(model, tf.keras.layers.BatchNormalization)
+    assert all(np.allclose(bn.gamma.numpy(), 1e-8) for bn in body)  # the official init
+    assert np.allclose(head.gamma.numpy(), 1.0) and head.output.shape[-1] == 512
+    assert model.output_shape == (None, 1000)
+    assert 11.6e6 < model.count_params() < 11.8e6  # ResNet-18's size plus alphas and PReLUs
+
+
+def test_resnet20_is_the_cifar_resnet():
+    model = zoo.get_model("siman_resnet20")
+    assert model.input_shape == (None, 32, 32, 3) and model.output_shape == (None, 10)
+    assert [l.filters for l in binary_layers(model)] == [16] * 6 + [32] * 6 + [64] * 6
+    assert 0.26e6 < model.count_params() < 0.28e6  # "ResNet20 | 20 layers | 0.27M"
+    stem = layers_of(model, tf.keras.layers.Conv2D)[0]
+    assert stem.kernel_size == (3, 3) and stem.filters == 16
+    assert isinstance(consumer(consumer(stem)), tf.keras.layers.ReLU)
+
+
+def test_option_a_shortcut_subsamples_and_zero_pads_channels():
+    x = np.arange(2 * 4 * 4 * 3, dtype="float32").reshape(2, 4, 4, 3)
+    y = SubsampleZeroPad(7)(x).numpy()
+    assert y.shape == (2, 2, 2, 7)
+    np.testing.assert_array_equal(y[..., 2:5], x[:, ::2, ::2, :])
+    assert not y[..., :2].any() and not y[..., 5:].any()
+
+
+def test_resnet18_cifar_basic_blocks_with_binary_downsample():
+    model = zoo.get_model("siman_resnet18_cifar")
+    layers = binary_layers(model)
+    three = [l for l in layers if l.kernel_size == (3, 3)]
+    ones = [l for l in layers if l.kernel_size == (1, 1)]
+    assert len(three) == 16 and len(ones) == 3 and len(layers_of(model, tf.keras.layers.Add)) == 8
+    assert [l.filters for l in ones] == [128, 256, 512] and all(l.strides == (2, 2) for l in ones)
+    assert not layers_of(model, tf.keras.layers.PReLU)  # hard tanh in this one
+
+
+def test_vgg_small_layout():
+    model = zoo.get_model("siman_vgg_small")
+    assert [l.filters for l in binary_layers(model)] == [128, 256, 256, 512, 512]
+    (conv0,) = [l for l in model.layers if type(l) is tf.keras.layers.Conv2D]
+    assert conv0.filters == 128 and conv0.kernel_size == (3, 3)
+    assert len(layers_of(model, tf.keras.layers.MaxPool2D)) == 3
+    assert layers_of(model, tf.keras.layers.Dense)[0].kernel.shape == (512 * 4 * 4, 10)
+
+
+def test_recipe_decays_everything_but_binary_kernels_and_their_scales():
+    """One SGD step with zero gradients: only decoupled weight decay moves weights."""
+    model = zoo.get_model("siman_resnet20", input_shape=(8, 8, 1), num_classes=10)
+    recipe = recipes.get_recipe("siman")
+    assert (recipe.optimizer, recipe.learning_rate, recipe.momentum, recipe.schedule,
+            recipe.weight_decay) == ("sgd", 0.1, 0.9, "cosine", 5e-4)
+    config = TrainConfig(model="siman_resnet20", epochs=1, steps_per_epoch=5, learning_rate=0.1,
+                         weight_decay=5e-4, label_smoothing=0.0, jit_compile=False,
+                         recipe=dataclasses.asdict(recipe))
+    compile_model(model, config)
+    for layer in binary_layers(model):  # centre the kernels: the clip is then the identity
+        layer.kernel_constraint.p.assign(0.0)
+        layer.kernel.assign(layer.kernel_constraint(layer.kernel))
+    kept = {id(w) for w in undecayed_weights(model)}
+    assert len(kept) == 2 * 18  # 18 kernels + 18 alphas
+    before = {id(w): w.numpy() for w in model.trainable_weights}
+    model.optimizer.apply_gradients([(tf.zeros_like(w), w) for w in model.trainable_weights])
+    for w in model.trainable_weights:
+        if id(w) in kept:
+            np.testing.assert_allclose(w.numpy(), before[id(w)], rtol=1e-5, atol=1e-7)
+        elif np.abs(before[id(w)]).max() > 0:
+            np.testing.assert_allclose(w.numpy(), before[id(w)] * (1 - 0.1 * 5e-4), rtol=1e-6)
+
+
+def test_alpha_and_batchnorm_fold_into_bconv_and_only_the_mean_stays_float():
+    inp = tf.keras.Input((8, 8, 64))
+    conv = ScaledQuantConv2D(64, 3, padding="same", pad_values=1.0, input_quantizer="siman_sign",
+                             kernel_quantizer="siman_magnitude", use_bias=False)
+    bn = tf.keras.layers.BatchNormalization()
+    model = tf.keras.Model(inp, bn(conv(inp)))
+    rng = np.random.default_rng(0)
+    conv.alpha.assign(rng.uniform(0.5, 2, 64).astype("float32"))
+    bn.set_weights([rng.uniform(0.5, 2, 64).astype("float32") for _ in range(4)])
+    buf = export.export_flatbuffer(model, "arm64")
+    assert flatbuffer.operator_histogram(buf) == {"MEAN": 1, "SUB": 1, "LceQuantize": 1,
+                                                  "LceBconv2d": 1}
+    x = rng.normal(size=(4, 8, 8, 64)).astype("float32")
+    np.testing.assert_allclose(export.predict_flatbuffer(buf, x), model.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("name, convs", [("siman_vgg_small", 5), ("siman_resnet18_cifar", 19)])
+def test_simans_wide_layers_and_1x1_downsamples_bitpack(name, convs):
+    """All of VGG-small's 128-512-channel kernels and ResNet-18's binary 1x1
+    downsamples become LceBconv2d (full resnet18/34: benchmarks/family_export.py)."""
+    model = zoo.get_model(name, input_shape=(16, 16, 1), num_classes=10)
+    buf = export.export_flatbuffer(model, "arm64")
+    report = export.export_report(model, buf)
+    assert report["binary_convolutions"] == {"keras": convs, "lce_bconv2d": convs,
+                                             "not_bitpacked": []}
+    ops = flatbuffer.operator_histogram(buf)
+    assert not {"LceDequantize", "CAST", "RSQRT", "SQUARED_DIFFERENCE"} & set(ops)
+    assert abs(report["size"]["vs_one_bit_budget"] - 1) < 0.05
+
+
+@requires_fashion_mnist
+def test_cli_trains_siman_resnet20_and_exports_it_bitpacked(tmp_path):
+    runs, run_dir = tmp_path / "runs", tmp_path / "run"
+    result = run_cli(runs, "train", "siman_resnet20", "--dataset", "fashion_mnist", "--epochs", "2",
+                     "--steps-per-epoch", "40", "--output", run_dir, *QUICK)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["recipe"]["name"] == "siman" and config["recipe"]["optimizer"] == "sgd"
+    assert config["learning_rate"] == pytest.approx(0.1 * 32 / 256)
+    assert config["weight_decay"] == 5e-4
+    history = json.loads((run_dir / "history.json").read_text())
+    assert history[-1]["val_accuracy"] > 0.3  # chance is 0.1
+    model = load_model_file(run_dir / "model.h5")  # p reached 0 on the last epoch
+    assert {float(l.kernel_constraint.p.numpy()) for l in binary_layers(model)} == {0.0}
+
+    result = run_cli(runs, "export", run_dir, "--target", "arm64")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((run_dir / "export" / "siman_resnet20-arm64.report.json").read_text())
+    assert report["binary_convolutions"] == {"keras": 18, "lce_bconv2d": 18, "not_bitpacked": []}
+    assert report["parity"]["top1_agreement"] >= 0.97  # on 256 real test images
