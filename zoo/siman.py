@@ -33,8 +33,6 @@ padding on bitpacked tensors) where the code pads the signed activations with
 stem without pooling, as ``bireal18`` does.
 """
 
-from typing import Optional, Sequence
-
 import tensorflow as tf
 from larq_zoo.core import utils as lqz_utils
 
