@@ -119,8 +119,11 @@ def _model_rows(names):
     entries = [zoo.model_entry(name) for name in names or zoo.list_models()]  # unknown: KeyError
     rows = []
     for entry in entries:
-        fp = footprint(zoo.get_model(entry.name))
-        rows.append({"name": entry.name, **fp.as_dict(), "paper_top1": entry.paper_top1,
+        model = zoo.get_model(entry.name)  # its default input and classes
+        fp = footprint(model)
+        rows.append({"name": entry.name, "input_shape": list(model.input_shape[1:]),
+                     "num_classes": int(model.output_shape[-1]), **fp.as_dict(),
+                     "paper_top1": entry.paper_top1,
                      "paper_flops": entry.paper_flops, "paper": entry.paper,
                      "recipe": entry.recipe})
     return rows
@@ -133,21 +136,24 @@ def _model_rows(names):
 def models(obj, names, as_json):
     """List the registered models (or NAMES): parameters, 1-bit size, operations, paper figures.
 
-    Counted at the ImageNet shape (224x224x3, 1000 classes); FLOPs = float MACs
-    + binary MACs / 64, as the Bi-Real and XNOR-Net papers count them.
+    Counted at each model's default input: 224x224x3 with 1000 classes
+    (ImageNet layouts), 32x32x3 with 10 (CIFAR layouts); FLOPs = float MACs
+    + binary MACs / 64, as the Bi-Real and XNOR-Net papers count them. Paper
+    top-1 is ImageNet's (CIFAR-10 figures are in the models' docstrings).
     """
     _silence_python_logs(obj["verbose"])
     rows = _run(_model_rows, names)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'model':<13} {'params':>12} {'binary params':>14} {'1-bit size':>11} "
+    click.echo(f"{'model':<20} {'input':>13} {'params':>12} {'binary params':>14} {'1-bit size':>11} "
                f"{'binary MACs':>12} {'float MACs':>11} {'FLOPs':>9} {'paper FLOPs':>11} "
                f"{'paper top-1':>11}")
     for r in rows:
         top1 = f"{r['paper_top1']:.1f} %" if r["paper_top1"] is not None else "-"
         paper_flops = f"{r['paper_flops']:.2e}" if r["paper_flops"] is not None else "-"
-        click.echo(f"{r['name']:<13} {r['params']:>12,} {r['binary_params']:>14,} "
+        shape = "x".join(map(str, r["input_shape"])) + f"/{r['num_classes']}"
+        click.echo(f"{r['name']:<20} {shape:>13} {r['params']:>12,} {r['binary_params']:>14,} "
                    f"{r['size_1bit_bytes'] / 2**20:>8.2f} MB {r['binary_macs']:>12.2e} "
                    f"{r['float_macs']:>11.2e} {r['flops']:>9.2e} {paper_flops:>11} {top1:>11}")
 

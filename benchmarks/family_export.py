@@ -1,8 +1,10 @@
-"""Every Bi-Real family model, trained on real data and exported bitpacked, in one run.
+"""Every model of a family, trained on real data and exported bitpacked, in one run.
 
-For each binary model (``bireal18`` ... ``bireal152``, ``xnor_resnet18``), the
-same two calls the CLI makes (the real-valued twins ``resnet18`` ...
-``resnet152`` only train: they have nothing to bitpack):
+Families: ``bireal`` (``bireal18`` ... ``bireal152``, ``xnor_resnet18`` and
+the real-valued twins ``resnet18`` ... ``resnet152``, which only train: they
+have nothing to bitpack) and ``siman`` (``siman_resnet18/34/20``,
+``siman_resnet18_cifar``, ``siman_vgg_small``). For each model, the same two
+calls the CLI makes, with the model's own recipe:
 
 1. ``training.train``: a short run on Fashion-MNIST (real images, offline),
    ``--input-size`` px (small-image stem), ``--steps`` steps of batch 32;
@@ -12,17 +14,19 @@ same two calls the CLI makes (the real-valued twins ``resnet18`` ...
 
 Each row records the training loss and time, the LceBconv2d count against the
 Keras model's binary convolutions, the flatbuffer's size, conversion time and
-parity, and the model's 224x224 1000-class figures from ``cli.py models``
-(parameters, 1-bit size, FLOPs). The test suite exports bireal34,
-xnor_resnet18 and a net of one bottleneck per stage; this script converts the
-full 50/101/152 too (minutes each).
+parity, and the model's figures at its default input shape from ``cli.py
+models`` (parameters, 1-bit size, FLOPs: ``footprint``; the bireal file,
+written when every model's default was 224x224x3 with 1000 classes, calls it
+``imagenet_224``). The test suite exports compact stand-ins; this script
+converts the full networks (minutes each for the deep ones).
 
     python benchmarks/family_export.py
     python benchmarks/family_export.py --models bireal101 bireal152 --steps 20
+    python benchmarks/family_export.py --family siman
 
-Writes ``benchmarks/results/family_export.json`` (atomically); if a model
-fails to train or to export fully bitpacked, writes ``family_export.failed.json``
-instead and exits 1.
+Writes ``benchmarks/results/family_export.json`` (bireal) or
+``siman_export.json`` (atomically); if a model fails to train or to export
+fully bitpacked, writes ``*.failed.json`` instead and exits 1.
 """
 
 import argparse
@@ -41,13 +45,21 @@ from bnnzoo.training import history
 from bnnzoo.training.train import TrainConfig, train
 from machine import machine  # benchmarks/machine.py, beside this script
 
-RESULTS = Path(__file__).parent / "results" / "family_export.json"
-BINARY = ["bireal18", "bireal34", "bireal50", "bireal101", "bireal152", "xnor_resnet18"]
-MODELS = BINARY + [zoo.TWINS[name] for name in BINARY if name in zoo.TWINS]
+RESULTS = Path(__file__).parent / "results"
+OUTPUT = {"bireal": "family_export.json", "siman": "siman_export.json"}
+BIREAL = ["bireal18", "bireal34", "bireal50", "bireal101", "bireal152", "xnor_resnet18"]
+FAMILIES = {
+    "bireal": BIREAL + [zoo.TWINS[name] for name in BIREAL if name in zoo.TWINS],
+    "siman": ["siman_resnet18", "siman_resnet34", "siman_resnet20", "siman_resnet18_cifar",
+              "siman_vgg_small"],
+}
+BINARY = [name for names in FAMILIES.values() for name in names
+          if name not in zoo.TWINS.values()]
 
 
 def row(name: str, folder: Path, args) -> dict:
-    full = export.footprint(zoo.get_model(name))  # 224x224x3, 1000 classes
+    model = zoo.get_model(name)  # its default input shape and classes
+    full = export.footprint(model)
     tf.keras.backend.clear_session()
     config = TrainConfig(model=name, dataset="fashion_mnist", input_size=args.input_size,
                          epochs=1, steps_per_epoch=args.steps, batch_size=32,
@@ -57,10 +69,12 @@ def row(name: str, folder: Path, args) -> dict:
     train_seconds = time.perf_counter() - start
     (epoch,) = history.read_history(run_dir)
     result = {
-        "imagenet_224": {"params": full.params, "binary_params": full.binary_params,
-                         "one_bit_mbytes": round(full.size_1bit_bytes / 2**20, 2),
-                         "flops": full.flops, "binary_macs": full.binary_macs,
-                         "float_macs": full.float_macs},
+        "footprint": {"input_shape": list(model.input_shape[1:]),
+                      "num_classes": int(model.output_shape[-1]),
+                      "params": full.params, "binary_params": full.binary_params,
+                      "one_bit_mbytes": round(full.size_1bit_bytes / 2**20, 2),
+                      "flops": full.flops, "binary_macs": full.binary_macs,
+                      "float_macs": full.float_macs},
         "train": {"steps": args.steps, "input_size": args.input_size, "seconds": round(train_seconds),
                   "loss": epoch["loss"], "val_accuracy": epoch.get("val_accuracy")},
     }
@@ -83,12 +97,16 @@ def row(name: str, folder: Path, args) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="bireal")
+    parser.add_argument("--models", nargs="+", choices=sorted(set().union(*FAMILIES.values())),
+                        help="a subset of the family (default: all of it)")
     parser.add_argument("--input-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=30, help="training steps (batch 32)")
     parser.add_argument("--xla", action="store_true", help="train with jit_compile")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
+    args.models = args.models or FAMILIES[args.family]
+    args.output = args.output or RESULTS / OUTPUT[args.family]
 
     rows, failed = {}, []
     with tempfile.TemporaryDirectory(prefix="bnnzoo-family-") as folder:
@@ -115,8 +133,8 @@ def main(argv=None):
     # A failed run never replaces a good results file.
     output = args.output.with_suffix(".failed.json") if failed else args.output
     atomic.write_json(output, {
-        "benchmark": "Bi-Real family: short training on Fashion-MNIST, then LCE export "
-                     "(arm64) with the bitpacking proof and parity",
+        "benchmark": f"{args.family} family: short training on Fashion-MNIST, then LCE "
+                     "export (arm64) with the bitpacking proof and parity",
         "command": " ".join(["python benchmarks/family_export.py", *(argv or sys.argv[1:])]),
         "date": datetime.date.today().isoformat(),
         "machine": machine(),

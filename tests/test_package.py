@@ -24,9 +24,9 @@ def test_importing_bnnzoo_selects_legacy_keras_without_the_user_setting_anything
 
 def test_tensorflow_start_up_noise_is_silenced_unless_verbose(tmp_path):
     env = clean_env(BNNZOO_RUNS=str(tmp_path))
-    quiet = subprocess.run(cli_command("models", "--json"), env=env, capture_output=True,
+    quiet = subprocess.run(cli_command("models", "bireal18", "--json"), env=env, capture_output=True,
                            text=True, timeout=300)
-    loud = subprocess.run(cli_command("--verbose", "models", "--json"), env=env,
+    loud = subprocess.run(cli_command("--verbose", "models", "bireal18", "--json"), env=env,
                           capture_output=True, text=True, timeout=300)
     assert quiet.returncode == loud.returncode == 0
     assert quiet.stderr.strip() == ""
