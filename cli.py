@@ -146,8 +146,8 @@ def models(obj, names, as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'model':<20} {'input':>13} {'params':>12} {'binary params':>14} {'1-bit size':>11} "
-               f"{'binary MACs':>12} {'float MACs':>11} {'FLOPs':>9} {'paper FLOPs':>11} "
+    click.echo(f"{'model':<20} {'input':>13} {'params':>12} {'binary params':>14} "
+               f"{'1-bit size':>11} {'binary MACs':>12} {'float MACs':>11} {'FLOPs':>9} {'paper FLOPs':>11} "
                f"{'paper top-1':>11}")
     for r in rows:
         top1 = f"{r['paper_top1']:.1f} %" if r["paper_top1"] is not None else "-"

@@ -106,6 +106,9 @@ def main(argv=None):
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     args.models = args.models or FAMILIES[args.family]
+    if set(args.models) - set(FAMILIES[args.family]):
+        parser.error(f"--models must be models of the {args.family} family: "
+                     f"{', '.join(FAMILIES[args.family])}")
     args.output = args.output or RESULTS / OUTPUT[args.family]
 
     rows, failed = {}, []

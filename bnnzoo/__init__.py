@@ -16,6 +16,7 @@ if os.environ.get("BNNZOO_VERBOSE") != "1":
 
 __version__ = "0.1.0"
 
-# Register the quantizers with Keras, so that models saved with them load
-# through plain ``tf.keras.models.load_model`` once ``bnnzoo`` is imported.
-from . import quantizers  # noqa: E402,F401
+# Register the quantizers and the zoo's layers with Keras, so that models saved
+# with them load through plain ``tf.keras.models.load_model`` once ``bnnzoo``
+# is imported.
+from . import quantizers, zoo  # noqa: E402,F401

@@ -74,7 +74,8 @@ def siman_magnitude(w: tf.Tensor) -> tf.Tensor:
 
 
 def standardise_per_sample(x: tf.Tensor) -> tf.Tensor:
-    r"""\( a_1 = (a - \mu) / \sqrt{\sigma^2 + 10^{-5}} \), statistics over each sample's (H, W, C)."""
+    r"""\( a_1 = (a - \mu) / \sqrt{\sigma^2 + 10^{-5}} \), statistics over each
+    sample's (H, W, C)."""
     axes = list(range(1, len(x.shape)))
     mean, variance = tf.nn.moments(x, axes=axes, keepdims=True)
     return (x - mean) / tf.sqrt(variance + EPSILON)
@@ -174,7 +175,7 @@ class SiManClip(tf.keras.constraints.Constraint):
         magnitude = tf.abs(centred)
         p = tf.cast(self.p, w.dtype)
         low, high = percentile(magnitude, p), percentile(magnitude, 100.0 - p)
-        return tf.where(centred >= 0, 1.0, -1.0) * tf.clip_by_value(magnitude, low, high)
+        return tf.sign(centred) * tf.clip_by_value(magnitude, low, high)
 
     def get_config(self):
         return {"p": float(self.p.numpy())}
@@ -196,7 +197,9 @@ class SiManClipSchedule(tf.keras.callbacks.Callback):
         return bool(_clips(model))
 
     def value(self, epoch: int) -> float:
-        return self.start * (1.0 - epoch / (self.epochs - 1)) if self.epochs > 1 else 0.0
+        if self.epochs <= 1:
+            return 0.0
+        return self.start * max(0.0, 1.0 - epoch / (self.epochs - 1))
 
     def on_epoch_begin(self, epoch, logs=None):
         for clip in _clips(self.model):

@@ -25,10 +25,10 @@ def test_models_json_lists_the_registry(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert list(rows) == ["bireal18", "resnet18", "siman_resnet20"]
-    assert (rows["bireal18"]["input_shape"], rows["bireal18"]["num_classes"]) == ([224, 224, 3], 1000)
+    b = rows["bireal18"]
+    assert (b["input_shape"], b["num_classes"]) == ([224, 224, 3], 1000)
     s = rows["siman_resnet20"]  # a CIFAR layout: counted at 32x32x3, 10 classes
     assert (s["input_shape"], s["num_classes"], s["params"]) == ([32, 32, 3], 10, 272_698)
-    b = rows["bireal18"]
     assert b["params"] == 11_699_112 and b["binary_params"] == 10_985_472
     assert b["size_1bit_bytes"] == 10_985_472 // 8 + 4 * (11_699_112 - 10_985_472)
     assert b["paper_top1"] == 56.4 and b["paper_flops"] == 1.63e8

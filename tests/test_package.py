@@ -24,8 +24,8 @@ def test_importing_bnnzoo_selects_legacy_keras_without_the_user_setting_anything
 
 def test_tensorflow_start_up_noise_is_silenced_unless_verbose(tmp_path):
     env = clean_env(BNNZOO_RUNS=str(tmp_path))
-    quiet = subprocess.run(cli_command("models", "bireal18", "--json"), env=env, capture_output=True,
-                           text=True, timeout=300)
+    quiet = subprocess.run(cli_command("models", "bireal18", "--json"), env=env,
+                           capture_output=True, text=True, timeout=300)
     loud = subprocess.run(cli_command("--verbose", "models", "bireal18", "--json"), env=env,
                           capture_output=True, text=True, timeout=300)
     assert quiet.returncode == loud.returncode == 0

@@ -3,6 +3,8 @@ the binary kernels and scales, bitpacked export with parity on real images."""
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from bnnzoo.quantizers import ScaledQuantConv2D, SiManClip, SiManMagnitude, SiMa
 from bnnzoo.training import recipes
 from bnnzoo.training.train import TrainConfig, compile_model, load_model_file
 from bnnzoo.zoo.binary_layers import binary_layers, binary_operations, undecayed_weights
-from bnnzoo.zoo.siman import SubsampleZeroPad
+from bnnzoo.zoo.siman import SiManResNet18, SubsampleZeroPad
 
 from conftest import QUICK, requires_fashion_mnist, run_cli
 
@@ -72,7 +74,10 @@ def test_per_conv_shortcut_then_prelu(name, convs):
                 conv = producer.input._keras_history.layer
                 assert isinstance(producer, tf.keras.layers.BatchNormalization)
                 assert type(conv) is tf.keras.layers.Conv2D and conv.kernel_size == (1, 1)
-                assert conv.strides == layer.strides and conv.input is layer.input
+                source = conv.input  # through the crop that aligns it (test below)
+                if isinstance(source._keras_history.layer, tf.keras.layers.Cropping2D):
+                    source = source._keras_history.layer.input
+                assert conv.strides == layer.strides and source is layer.input
 
 
 def test_imagenet_layout_stem_and_batchnorm_init():
@@ -101,8 +106,28 @@ def test_option_a_shortcut_subsamples_and_zero_pads_channels():
     x = np.arange(2 * 4 * 4 * 3, dtype="float32").reshape(2, 4, 4, 3)
     y = SubsampleZeroPad(7)(x).numpy()
     assert y.shape == (2, 2, 2, 7)
-    np.testing.assert_array_equal(y[..., 2:5], x[:, ::2, ::2, :])
+    np.testing.assert_array_equal(y[..., 2:5], x[:, 1::2, 1::2, :])  # even side: 1, 3
     assert not y[..., :2].any() and not y[..., 5:].any()
+
+
+@pytest.mark.parametrize("side", [8, 7])
+def test_strided_shortcuts_sample_where_the_strided_conv_centres(side):
+    """Keras pads 'same' borders at the bottom/right only: on an even side a
+    stride-2 3x3 conv centres on pixels 1, 3, ...; both shortcut kinds must too."""
+    x = np.random.default_rng(0).normal(size=(1, side, side, 2)).astype("float32")
+    identity = np.zeros((3, 3, 2, 2), "float32")
+    identity[1, 1] = np.eye(2)
+    conv = tf.keras.layers.Conv2D(2, 3, strides=2, padding="same", use_bias=False)
+    conv.build(x.shape)
+    conv.set_weights([identity])
+    centres = conv(x).numpy()  # the input pixel under each output's kernel centre
+    np.testing.assert_array_equal(SubsampleZeroPad(2)(x).numpy(), centres)
+    factory = SiManResNet18(input_shape=(side, side, 2), input_tensor=None, weights=None,
+                            include_top=False, num_classes=10)
+    one_by_one = tf.keras.layers.Conv2D(2, 1, strides=2, padding="same", use_bias=False)
+    y = one_by_one(factory.strided_1x1_input(factory.image_input, 2))
+    one_by_one.set_weights([identity[1:2, 1:2]])
+    np.testing.assert_array_equal(tf.keras.Model(factory.image_input, y)(x).numpy(), centres)
 
 
 def test_resnet18_cifar_basic_blocks_with_binary_downsample():
@@ -124,21 +149,44 @@ def test_vgg_small_layout():
     assert layers_of(model, tf.keras.layers.Dense)[0].kernel.shape == (512 * 4 * 4, 10)
 
 
-def test_recipe_decays_everything_but_binary_kernels_and_their_scales():
-    """One SGD step with zero gradients: only decoupled weight decay moves weights."""
+def compiled(recipe, weight_decay):
     model = zoo.get_model("siman_resnet20", input_shape=(8, 8, 1), num_classes=10)
-    recipe = recipes.get_recipe("siman")
-    assert (recipe.optimizer, recipe.learning_rate, recipe.momentum, recipe.schedule,
-            recipe.weight_decay) == ("sgd", 0.1, 0.9, "cosine", 5e-4)
     config = TrainConfig(model="siman_resnet20", epochs=1, steps_per_epoch=5, learning_rate=0.1,
-                         weight_decay=5e-4, label_smoothing=0.0, jit_compile=False,
+                         weight_decay=weight_decay, label_smoothing=0.0, jit_compile=False,
                          recipe=dataclasses.asdict(recipe))
     compile_model(model, config)
+    kept = {id(w) for w in undecayed_weights(model)}
+    assert len(kept) == 2 * 18  # 18 binary kernels + their 18 alphas
+    return model, kept
+
+
+def test_siman_recipe_decays_all_but_binary_kernels_and_scales_as_pytorch_does():
+    """PyTorch's coupled decay: the loss gains wd/2 |w|^2, so each decayed
+    weight's gradient gains wd * w; binary kernels and alphas gain nothing."""
+    recipe = recipes.get_recipe("siman")
+    assert (recipe.optimizer, recipe.learning_rate, recipe.momentum, recipe.schedule,
+            recipe.weight_decay, recipe.weight_decay_mode) == ("sgd", 0.1, 0.9, "cosine", 5e-4,
+                                                               "l2")
+    model, kept = compiled(recipe, 5e-4)
+    assert model.optimizer.weight_decay is None  # not twice
+    with tf.GradientTape(persistent=True) as tape:
+        penalty = tf.add_n(model.losses)
+    for w in model.trainable_weights:
+        grad = tape.gradient(penalty, w)
+        if id(w) in kept:
+            assert grad is None, w.name
+        else:
+            np.testing.assert_allclose(grad.numpy(), 5e-4 * w.numpy(), rtol=1e-5, atol=1e-12)
+
+
+def test_decoupled_decay_skips_binary_kernels_and_scales():
+    """One SGDW step with zero gradients: only the decay moves weights."""
+    model, kept = compiled(dataclasses.replace(recipes.get_recipe("siman"),
+                                               weight_decay_mode="decoupled"), 5e-4)
+    assert not model.losses
     for layer in binary_layers(model):  # centre the kernels: the clip is then the identity
         layer.kernel_constraint.p.assign(0.0)
         layer.kernel.assign(layer.kernel_constraint(layer.kernel))
-    kept = {id(w) for w in undecayed_weights(model)}
-    assert len(kept) == 2 * 18  # 18 kernels + 18 alphas
     before = {id(w): w.numpy() for w in model.trainable_weights}
     model.optimizer.apply_gradients([(tf.zeros_like(w), w) for w in model.trainable_weights])
     for w in model.trainable_weights:
@@ -193,6 +241,10 @@ def test_cli_trains_siman_resnet20_and_exports_it_bitpacked(tmp_path):
     assert history[-1]["val_accuracy"] > 0.3  # chance is 0.1
     model = load_model_file(run_dir / "model.h5")  # p reached 0 on the last epoch
     assert {float(l.kernel_constraint.p.numpy()) for l in binary_layers(model)} == {0.0}
+    loads = subprocess.run([sys.executable, "-c", "import sys, bnnzoo, tensorflow as tf; "
+                            "tf.keras.models.load_model(sys.argv[1], compile=False)",
+                            str(run_dir / "model.h5")], capture_output=True, text=True)
+    assert loads.returncode == 0, loads.stderr  # plain Keras, once bnnzoo is imported
 
     result = run_cli(runs, "export", run_dir, "--target", "arm64")
     assert result.returncode == 0, result.stderr

@@ -134,14 +134,22 @@ def build_model(config: TrainConfig) -> tf.keras.Model:
 
 
 def compile_model(model: tf.keras.Model, config: TrainConfig) -> None:
+    """The recipe's optimiser, loss (with L2 decay in "l2" mode) and metrics."""
     recipe = recipes.Recipe(**config.recipe)
+    no_decay = undecayed_weights(model)
+    decoupled = config.weight_decay
+    if recipe.weight_decay_mode == "l2" and config.weight_decay > 0:
+        kept = {id(w) for w in no_decay}
+        recipes.add_l2_penalty(model, [w for w in model.trainable_weights if id(w) not in kept],
+                               config.weight_decay)
+        decoupled = 0.0
     optimizer = recipes.make_optimizer(
         recipe,
         learning_rate=config.learning_rate,
         total_steps=config.epochs * config.steps_per_epoch,
         steps_per_epoch=config.steps_per_epoch,
-        weight_decay=config.weight_decay,
-        no_decay=undecayed_weights(model),
+        weight_decay=decoupled,
+        no_decay=no_decay,
     )
     model.compile(
         optimizer=optimizer,

@@ -30,7 +30,11 @@ Differences from the official PyTorch code, all deployment-neutral: binary
 convolutions pad "same" borders with +1 (``pad_values=1.0``, LCE's native
 padding on bitpacked tensors) where the code pads the signed activations with
 0; ``siman_resnet18/34`` on inputs of at most 64 px use the 3x3 small-image
-stem without pooling, as ``bireal18`` does.
+stem without pooling, as ``bireal18`` does. Keras's "same" padding puts the
+odd border pixel of a strided convolution at the bottom/right where PyTorch
+pads both sides, so strided shortcuts sample the pixels the strided 3x3
+convolution centres on (``centre_offset``), keeping the addition aligned as in
+the official code.
 """
 
 import tensorflow as tf
@@ -61,17 +65,32 @@ IMAGENET_ARGUMENTS = _ARGUMENTS.format(shape="``(224, 224, 3)``; inputs of at mo
 CIFAR_ARGUMENTS = _ARGUMENTS.format(shape="``(32, 32, 3)``", classes=10)
 
 
+def centre_offset(side) -> int:
+    """Where a 'same'-padded, stride-2 3x3 convolution centres its first output.
+
+    Keras pads "same" borders asymmetrically (the odd pixel at the bottom and
+    right): on an even side the outputs sit on input pixels 1, 3, 5, ..., on
+    an odd side on 0, 2, 4, ... (PyTorch's ``padding=1`` always on 0, 2, ...).
+    A strided shortcut must sample the same pixels, or the two branches of the
+    addition are a pixel apart.
+    """
+    return 1 if side is not None and side % 2 == 0 else 0
+
+
 @tf.keras.utils.register_keras_serializable(package="bnnzoo")
 class SubsampleZeroPad(tf.keras.layers.Layer):
-    """ResNet's parameter-free "option A" shortcut: ``x[:, ::s, ::s, :]`` with the
-    new channels zero-padded equally on both sides (``filters - C_in`` in all)."""
+    """ResNet's parameter-free "option A" shortcut: every ``strides``-th pixel
+    (those the block's strided 3x3 convolution centres on, ``centre_offset``),
+    the new channels zero-padded equally on both sides (``filters - C_in``)."""
 
     def __init__(self, filters: int, strides: int = 2, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.strides = filters, strides
 
     def call(self, x):
-        x = x[:, ::self.strides, ::self.strides, :]
+        if self.strides > 1:
+            top, left = centre_offset(x.shape[1]), centre_offset(x.shape[2])
+            x = x[:, top::self.strides, left::self.strides, :]
         extra = self.filters - x.shape[-1]
         return tf.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
 
@@ -113,6 +132,14 @@ class SiManFactory(BiRealNetFactory):
             kernel_initializer=self.kernel_initializer, use_bias=False,
         )(x)
 
+    def strided_1x1_input(self, x, strides: int):
+        """``x`` cropped so that a strided 1x1 convolution samples the pixels the
+        block's strided 3x3 convolution centres on (``centre_offset``)."""
+        if strides == 1:
+            return x
+        crop = (centre_offset(x.shape[1]), centre_offset(x.shape[2]))
+        return tf.keras.layers.Cropping2D(((crop[0], 0), (crop[1], 0)))(x) if any(crop) else x
+
     def real_conv(self, x, filters: int, kernel_size: int, strides: int = 1):
         return tf.keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
                                       kernel_initializer=self.kernel_initializer,
@@ -144,7 +171,8 @@ class SiManResNet18(SiManFactory):
         """Identity, or a real strided 1x1 conv -> BatchNorm where the shape changes."""
         if x.shape[-1] == filters and strides == 1:
             return x
-        return self.batch_norm(self.real_conv(x, filters, 1, strides))
+        return self.batch_norm(self.real_conv(self.strided_1x1_input(x, strides), filters, 1,
+                                              strides))
 
     def residual_block(self, x, filters: int, strides: int = 1, kernel_size: int = 3):
         """x -> bconv -> BatchNorm -> (+ shortcut(x)) -> PReLU."""
@@ -194,7 +222,8 @@ class SiManResNet18Cifar(SiManCifarFactory):
         shortcut is binary too where the shape changes: bconv 1x1 (strided) -> BN."""
         shortcut = x
         if x.shape[-1] != filters or strides != 1:
-            shortcut = self.batch_norm(self.binary_conv(x, filters, 1, strides))
+            shortcut = self.batch_norm(
+                self.binary_conv(self.strided_1x1_input(x, strides), filters, 1, strides))
         y = BiRealHardTanh()(self.batch_norm(self.binary_conv(x, filters, 3, strides)))
         y = self.batch_norm(self.binary_conv(y, filters, 3))
         return BiRealHardTanh()(tf.keras.layers.add([y, shortcut]))
