@@ -2,9 +2,11 @@
 
 Families: ``bireal`` (``bireal18`` ... ``bireal152``, ``xnor_resnet18`` and
 the real-valued twins ``resnet18`` ... ``resnet152``, which only train: they
-have nothing to bitpack) and ``siman`` (``siman_resnet18/34/20``,
-``siman_resnet18_cifar``, ``siman_vgg_small``). For each model, the same two
-calls the CLI makes, with the model's own recipe:
+have nothing to bitpack), ``siman`` (``siman_resnet18/34/20``,
+``siman_resnet18_cifar``, ``siman_vgg_small``) and ``real2bin``
+(``real2bin``, all four progressive stages, and ``real2bin_baseline``, both
+of its stages). For each model, the same two calls the CLI makes, with the
+model's own recipe:
 
 1. ``training.train``: a short run on Fashion-MNIST (real images, offline),
    ``--input-size`` px (small-image stem), ``--steps`` steps of batch 32;
@@ -17,12 +19,17 @@ Keras model's binary convolutions, the flatbuffer's size, conversion time and
 parity, and the model's figures at its default input shape from ``cli.py
 models`` (parameters, 1-bit size, FLOPs: ``footprint``; the bireal file,
 written when every model's default was 224x224x3 with 1000 classes, calls it
-``imagenet_224``). The test suite exports compact stand-ins; this script
-converts the full networks (minutes each for the deep ones).
+``imagenet_224``). For ``real2bin`` the network is also converted at its
+default 224x224x3 input (untrained: operator shapes do not depend on weights)
+and the flatbuffer's MACs split into binary, the gating branch's
+``FULLY_CONNECTED`` operators and the rest (``gating_224``). The test suite
+exports compact stand-ins; this script converts the full networks (minutes
+each for the deep ones).
 
     python benchmarks/family_export.py
     python benchmarks/family_export.py --models bireal101 bireal152 --steps 20
     python benchmarks/family_export.py --family siman
+    python benchmarks/family_export.py --family real2bin --steps 20
 
 Writes ``benchmarks/results/family_export.json`` (bireal) or
 ``siman_export.json`` (atomically); if a model fails to train or to export
@@ -46,20 +53,36 @@ from bnnzoo.training.train import TrainConfig, train
 from machine import machine  # benchmarks/machine.py, beside this script
 
 RESULTS = Path(__file__).parent / "results"
-OUTPUT = {"bireal": "family_export.json", "siman": "siman_export.json"}
+OUTPUT = {"bireal": "family_export.json", "siman": "siman_export.json",
+          "real2bin": "real2bin_export.json"}
 BIREAL = ["bireal18", "bireal34", "bireal50", "bireal101", "bireal152", "xnor_resnet18"]
 FAMILIES = {
     "bireal": BIREAL + [zoo.TWINS[name] for name in BIREAL if name in zoo.TWINS],
     "siman": ["siman_resnet18", "siman_resnet34", "siman_resnet20", "siman_resnet18_cifar",
               "siman_vgg_small"],
+    "real2bin": ["real2bin", "real2bin_baseline"],
 }
 BINARY = [name for names in FAMILIES.values() for name in names
           if name not in zoo.TWINS.values()]
 
 
+def mac_split(model: tf.keras.Model) -> dict:
+    """MACs per image of ``model``'s flatbuffer: binary, the gating branch's dense
+    layers (every FULLY_CONNECTED but the classifier, the last), all float."""
+    ops = export.operators(export.export_flatbuffer(model, "arm64"))
+    dense = [op.macs for op in ops if op.name == "FULLY_CONNECTED"]
+    binary = sum(op.macs for op in ops if op.binary)
+    floats = sum(op.macs for op in ops if not op.binary)
+    gating = sum(dense[:-1])
+    flops = floats + binary / 64
+    return {"binary_macs": binary, "float_macs": floats, "gating_macs": gating,
+            "flops": flops, "gating_share_of_flops": gating / flops}
+
+
 def row(name: str, folder: Path, args) -> dict:
     model = zoo.get_model(name)  # its default input shape and classes
     full = export.footprint(model)
+    gating = mac_split(model) if name.startswith("real2bin") else None
     tf.keras.backend.clear_session()
     config = TrainConfig(model=name, dataset="fashion_mnist", input_size=args.input_size,
                          epochs=1, steps_per_epoch=args.steps, batch_size=32,
@@ -67,7 +90,8 @@ def row(name: str, folder: Path, args) -> dict:
     start = time.perf_counter()
     run_dir = train(config, output=folder / name, verbose=0)
     train_seconds = time.perf_counter() - start
-    (epoch,) = history.read_history(run_dir)
+    last_stage = sorted(p.parent for p in run_dir.glob("*/history.json"))
+    (epoch,) = history.read_history(last_stage[-1] if last_stage else run_dir)
     result = {
         "footprint": {"input_shape": list(model.input_shape[1:]),
                       "num_classes": int(model.output_shape[-1]),
@@ -77,6 +101,7 @@ def row(name: str, folder: Path, args) -> dict:
                       "float_macs": full.float_macs},
         "train": {"steps": args.steps, "input_size": args.input_size, "seconds": round(train_seconds),
                   "loss": epoch["loss"], "val_accuracy": epoch.get("val_accuracy")},
+        **({"gating_224": gating} if gating else {}),
     }
     if name not in BINARY:
         return result

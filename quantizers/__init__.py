@@ -9,6 +9,7 @@ import bnnzoo  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 from .bireal import (BiRealApproxSign, BiRealHardTanh, BiRealMagnitudeAwareSign, hard_tanh,
                      magnitude_aware_sign)
+from .real2bin import Real2BinTanh
 from .scaled_conv import ScaledQuantConv2D
 from .siman import (SiManClip, SiManClipSchedule, SiManMagnitude, SiManSign, magnitude_encoding,
                     siman_magnitude, siman_sign)
@@ -19,6 +20,7 @@ __all__ = [
     "BiRealApproxSign",
     "BiRealHardTanh",
     "BiRealMagnitudeAwareSign",
+    "Real2BinTanh",
     "ScaledQuantConv2D",
     "SiManClip",
     "SiManClipSchedule",

@@ -51,6 +51,6 @@ def trained(tmp_path_factory):
     run_dir = runs / "fmnist"
     result = run_cli(runs, "train", "bireal18", "--dataset", "fashion_mnist", "--epochs", "2",
                      "--steps-per-epoch", "60", "--learning-rate", "2e-3", "--output", run_dir,
-                     *QUICK)
+                     "--no-xla", *QUICK)
     assert result.returncode == 0, result.stderr
     return runs, run_dir, result

@@ -213,10 +213,11 @@ def test_alpha_and_batchnorm_fold_into_bconv_and_only_the_mean_stays_float():
                                rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize("name, convs", [("siman_vgg_small", 5), ("siman_resnet18_cifar", 19)])
-def test_simans_wide_layers_and_1x1_downsamples_bitpack(name, convs):
-    """All of VGG-small's 128-512-channel kernels and ResNet-18's binary 1x1
-    downsamples become LceBconv2d (full resnet18/34: benchmarks/family_export.py)."""
+@pytest.mark.parametrize("name, convs", [("siman_vgg_small", 5)])
+def test_simans_wide_layers_bitpack(name, convs):
+    """All of VGG-small's 128-512-channel kernels become LceBconv2d (the other
+    nets, ResNet-18-CIFAR's binary 1x1 downsamples included:
+    benchmarks/family_export.py --family siman)."""
     model = zoo.get_model(name, input_shape=(16, 16, 1), num_classes=10)
     buf = export.export_flatbuffer(model, "arm64")
     report = export.export_report(model, buf)
@@ -231,7 +232,7 @@ def test_simans_wide_layers_and_1x1_downsamples_bitpack(name, convs):
 def test_cli_trains_siman_resnet20_and_exports_it_bitpacked(tmp_path):
     runs, run_dir = tmp_path / "runs", tmp_path / "run"
     result = run_cli(runs, "train", "siman_resnet20", "--dataset", "fashion_mnist", "--epochs", "2",
-                     "--steps-per-epoch", "40", "--output", run_dir, *QUICK)
+                     "--steps-per-epoch", "40", "--output", run_dir, "--no-xla", *QUICK)
     assert result.returncode == 0, result.stderr
     config = json.loads((run_dir / "config.json").read_text())
     assert config["recipe"]["name"] == "siman" and config["recipe"]["optimizer"] == "sgd"

@@ -67,7 +67,7 @@ def test_kill_9_mid_run_then_resume_loses_nothing(tmp_path):
     runs = tmp_path / "runs"
     run_dir = tmp_path / "killed"
     args = ["train", "bireal18", "--epochs", "5", "--steps-per-epoch", "3", "--input-size", "8",
-            "--batch-size", "8", "--validation-steps", "1", "--output", run_dir]
+            "--batch-size", "8", "--validation-steps", "1", "--no-xla", "--output", run_dir]
     proc = subprocess.Popen(cli_command(*args), env=cli_env(runs), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     history_file = run_dir / "history.json"

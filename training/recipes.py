@@ -6,7 +6,7 @@ latent weights only matter through their sign (Bi-Real Net, SiMaN).
 """
 
 import dataclasses
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -17,7 +17,8 @@ class Recipe:
 
     ``learning_rate`` is the paper's at ``reference_batch_size`` and scales
     linearly with the batch size; ``schedule`` decays it to 0 over the run
-    ("linear" or "cosine"), after ``warmup_epochs`` of linear warm-up.
+    ("linear" or "cosine", after ``warmup_epochs`` of linear warm-up) or in
+    steps ("step").
     ``weight_decay`` never touches binary kernels or their learned scales
     (``zoo.binary_layers.undecayed_weights``). ``weight_decay_mode``:
     "decoupled" (AdamW / SGDW: \( w \leftarrow w - \eta\lambda w \) beside the
@@ -25,6 +26,13 @@ class Recipe:
     gradient, i.e. \( \tfrac{\lambda}{2}\lVert w \rVert^2 \) added to the
     loss, which momentum then accumulates; about \( 1/(1-\mu) \) times
     stronger than decoupled decay of the same \( \lambda \)).
+
+    ``stages``: "" (one run), "two_step" (binary activations with real
+    weights, then fully binary from it) or "progressive" (Real-to-Binary's
+    teacher-student stages, ``training.stages``); the last stage's learning
+    rate is ``final_stage_lr_factor`` times the others'. Taught stages add
+    attention matching (``attention_weight``) and output distillation
+    (``output_weight``, softmax ``temperature``), see ``training.distill``.
     """
 
     name: str
@@ -39,6 +47,13 @@ class Recipe:
     momentum: float = 0.9
     warmup_epochs: int = 0
     weight_decay_mode: str = "decoupled"
+    decay_at: Tuple[float, ...] = ()  # "step": fractions of the run where the rate drops
+    decay_factor: float = 0.1
+    stages: str = ""
+    final_stage_lr_factor: float = 1.0
+    attention_weight: float = 0.0
+    output_weight: float = 0.0
+    temperature: float = 1.0
     reference: str = ""
 
     def scaled_learning_rate(self, batch_size: int) -> float:
@@ -71,6 +86,26 @@ RECIPES = {
         schedule="cosine", epochs=150, batch_size=512, weight_decay=1e-4,
         weight_decay_mode="l2", reference="Lin et al., SiMaN (TPAMI 2022), ImageNet",
     ),
+    # Real-to-Binary (methods.md): Adam 1e-3 at batch 256, x0.1 at epochs 40,
+    # 60 and 70 of 75, the final stage from 2e-4; attention matching weight 30
+    # and output distillation weight 3 at temperature 1 (larq-zoo's values);
+    # L2 1e-5 on the real-valued weights (larq-zoo's kernel regularizer).
+    "real2bin": Recipe(
+        name="real2bin", optimizer="adam", learning_rate=1e-3, reference_batch_size=256,
+        schedule="step", decay_at=(40 / 75, 60 / 75, 70 / 75), epochs=75, batch_size=256,
+        weight_decay=1e-5, weight_decay_mode="l2", stages="progressive",
+        final_stage_lr_factor=0.2, attention_weight=30.0, output_weight=3.0,
+        reference="Martinez et al., Real-to-Binary Net (ICLR 2020); larq-zoo's re-implementation",
+    ),
+    # The strong baseline: the same optimiser and schedule, two stages (binary
+    # activations with real weights, then fully binary from it at 2e-4), no teacher.
+    "real2bin_baseline": Recipe(
+        name="real2bin_baseline", optimizer="adam", learning_rate=1e-3,
+        reference_batch_size=256, schedule="step", decay_at=(40 / 75, 60 / 75, 70 / 75),
+        epochs=75, batch_size=256, weight_decay=1e-5, weight_decay_mode="l2",
+        stages="two_step", final_stage_lr_factor=0.2,
+        reference="Martinez et al., Real-to-Binary Net (ICLR 2020), strong baseline",
+    ),
 }
 
 
@@ -89,7 +124,9 @@ def make_schedule(recipe: Recipe, learning_rate: float, total_steps: int, steps_
     \( \eta_t = \tfrac{\eta_0}{2}(1 + \cos(\pi t'/T')) \), with \(t'\),
     \(T'\) counted after the warm-up. Both reach 0 at the last step. The
     warm-up takes at most a tenth of the run, so short runs still reach
-    \( \eta_0 \) (SiMaN: 5 of 400 epochs).
+    \( \eta_0 \) (SiMaN: 5 of 400 epochs). Step (``PiecewiseConstantDecay``):
+    \( \eta_0 \gamma^k \) after the \(k\)-th of the ``decay_at`` fractions of
+    the run (Real-to-Binary: \( \gamma = 0.1 \) at 40/75, 60/75, 70/75).
     """
     schedules = tf.keras.optimizers.schedules
     warmup_steps = min(recipe.warmup_epochs * steps_per_epoch, total_steps // 10)
@@ -102,7 +139,11 @@ def make_schedule(recipe: Recipe, learning_rate: float, total_steps: int, steps_
             return schedules.CosineDecay(learning_rate, max(total_steps, 1))
         return schedules.CosineDecay(0.0, max(total_steps - warmup_steps, 1),
                                      warmup_target=learning_rate, warmup_steps=warmup_steps)
-    raise ValueError(f"Unknown schedule {recipe.schedule!r}: use 'linear' or 'cosine'.")
+    if recipe.schedule == "step":
+        boundaries = [round(f * total_steps) for f in recipe.decay_at]
+        values = [learning_rate * recipe.decay_factor**k for k in range(len(boundaries) + 1)]
+        return schedules.PiecewiseConstantDecay(boundaries, values)
+    raise ValueError(f"Unknown schedule {recipe.schedule!r}: use 'linear', 'cosine' or 'step'.")
 
 
 def make_optimizer(

@@ -8,6 +8,7 @@ moment (even ``kill -9``) resumes from its last completed epoch with
 """
 
 import dataclasses
+import inspect
 import sys
 import time
 from importlib import metadata
@@ -22,6 +23,7 @@ from bnnzoo.zoo.binary_layers import undecayed_weights
 from bnnzoo.zoo.variants import variant
 
 from . import recipes, runs
+from .distill import TeacherStudent
 from .history import HistoryRecorder
 from .initialise import initialise_from
 
@@ -51,8 +53,14 @@ class TrainConfig:
     init_from: Optional[str] = None  # a trained run or model file of the same structure
     variant: str = "binary"  # zoo.variants: which quantizers the binary layers use
     batchnorm_only: bool = False  # train only BatchNorm (recalibration)
-    two_step: bool = False  # Bi-Real's two steps in one run (see training.two_step)
+    two_step: bool = False  # Bi-Real's two steps in one run (see training.stages)
     recalibrate_bn: bool = False  # with two_step: a third, BatchNorm-only epoch on sign(W)
+    width: Optional[int] = None  # the model's first-stage width ("filters"), where it has one
+    stage: Optional[int] = None  # train this stage of a staged recipe alone (training.stages)
+    teacher: Optional[str] = None  # a trained run or model file teaching this run (distill)
+    attention_weight: float = 0.0  # with a teacher: training.distill's loss weights
+    output_weight: float = 0.0
+    temperature: float = 1.0
     # Filled in by resolve():
     recipe: Optional[dict] = None
     input_shape: Optional[Tuple[int, int, int]] = None
@@ -73,7 +81,7 @@ def config_from_dict(stored: dict) -> TrainConfig:
 OVERRIDABLE = ("dataset", "data_dir", "input_size", "epochs", "steps_per_epoch",
                "batch_size", "learning_rate", "weight_decay", "label_smoothing",
                "validation_steps", "jit_compile", "seed", "init_from", "variant",
-               "batchnorm_only", "two_step", "recalibrate_bn")
+               "batchnorm_only", "two_step", "recalibrate_bn", "width", "stage", "teacher")
 
 
 def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:
@@ -107,7 +115,23 @@ def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:
         c.steps_per_epoch = max(1, c.train_examples // c.batch_size)
     if c.learning_rate <= 0:
         raise ValueError("learning-rate must be positive.")
+    if c.width is not None and not _has_width(c.model):
+        raise ValueError(f"{c.model} has a fixed width; --width is for "
+                         f"{', '.join(m for m in zoo.list_models() if _has_width(m))}.")
+    from . import stages  # it imports this module
+
+    if stages.kind(c) != "two_step" and c.recalibrate_bn:
+        raise ValueError("--recalibrate-bn is the last part of two-step training "
+                         "(--two-step, or a two-step recipe such as real2bin_baseline's).")
+    if c.stage is not None:
+        c = stages.single_stage(c)
+    elif c.teacher:
+        raise ValueError("--teacher teaches one stage: pass --stage N with it.")
     return c
+
+
+def _has_width(model: str) -> bool:
+    return "filters" in inspect.signature(zoo.model_entry(model).build).parameters
 
 
 def package_versions() -> dict:
@@ -124,8 +148,9 @@ def package_versions() -> dict:
 
 
 def build_model(config: TrainConfig) -> tf.keras.Model:
+    width = {} if config.width is None else {"filters": config.width}
     model = zoo.get_model(config.model, input_shape=tuple(config.input_shape),
-                          num_classes=config.num_classes, weights=None)
+                          num_classes=config.num_classes, weights=None, **width)
     model = variant(model, config.variant)
     if config.batchnorm_only:
         for layer in model.layers:
@@ -173,9 +198,16 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
         self.manager.save(checkpoint_number=epoch + 1)
 
 
+def trained_part(model: tf.keras.Model) -> tf.keras.Model:
+    """What a run trains and keeps: the student of a ``TeacherStudent``, else the model."""
+    return model.student if isinstance(model, TeacherStudent) else model
+
+
 def checkpoint_for(model: tf.keras.Model, run_dir: Path):
+    """Checkpoint of the trained part (a teacher is fixed: it is read again from its file)."""
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch)
+    checkpoint = tf.train.Checkpoint(model=trained_part(model), optimizer=model.optimizer,
+                                     epoch=epoch)
     manager = tf.train.CheckpointManager(checkpoint, Path(run_dir) / runs.CHECKPOINTS, max_to_keep=2)
     return checkpoint, manager, epoch
 
@@ -222,23 +254,29 @@ def train(config: TrainConfig, output: Optional[Path] = None, resume: bool = Fal
     data = datasets.load(config.dataset, config.data_dir)
     if not resume:
         config = resolve(config, data)
-    if config.two_step:
-        from .two_step import train_two_step  # it calls back into this module
+    from . import stages  # it calls back into this module
 
-        return train_two_step(config, data, run_dir, resume, verbose)
+    if config.stage is None and stages.kind(config):
+        return stages.train_stages(config, data, run_dir, resume, verbose)
     return train_run(config, data, run_dir, resume, verbose)
 
 
 def prepare_model(config: TrainConfig, run_dir: Path) -> tf.keras.Model:
     """``config``'s model, built and compiled; initialised from ``config.init_from``
-    unless ``run_dir`` already has a checkpoint. Writes nothing, so a structure
+    unless ``run_dir`` already has a checkpoint; with a ``config.teacher``, the
+    student inside a ``distill.TeacherStudent``. Writes nothing, so a structure
     mismatch (``InitialisationError``) leaves no trace."""
     tf.keras.utils.set_random_seed(config.seed)
-    model = build_model(config)
+    student = model = build_model(config)
+    if config.teacher:
+        model = TeacherStudent(student, load_source(Path(config.teacher)).model,
+                               attention_weight=config.attention_weight,
+                               output_weight=config.output_weight,
+                               temperature=config.temperature)
     compile_model(model, config)
     if config.init_from and not tf.train.latest_checkpoint(run_dir / runs.CHECKPOINTS):
         source = load_source(Path(config.init_from))
-        copied = initialise_from(model, source.model)
+        copied = initialise_from(student, source.model)
         print(f"Initialised {copied} layers from {config.init_from}.")
         if source.name not in (config.model, zoo.TWINS.get(config.model)):
             print(f"Note: {source.name} is not {config.model}'s real-valued twin "
@@ -295,7 +333,7 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, resume
             verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
         )
     with atomic.atomic_path(run_dir / runs.MODEL) as tmp:
-        model.save(tmp, include_optimizer=False, save_format="h5")
+        trained_part(model).save(tmp, include_optimizer=False, save_format="h5")
     return run_dir
 
 

@@ -46,6 +46,26 @@ def uses_small_image_stem(input_shape: Sequence[Optional[int]]) -> bool:
     return bool(sides) and min(sides) <= SMALL_IMAGE_MAX_SIDE
 
 
+def set_input(factory, *, input_shape, input_tensor, weights, include_top, num_classes):
+    """larq-zoo's input handling for the zoo's factories: ``factory.image_input``
+    (default shape ``factory.default_input_shape``), ``weights``,
+    ``include_top``, ``num_classes``; ImageNet weights need the ImageNet stem."""
+    if weights == "imagenet" and input_shape is not None and (
+        uses_small_image_stem(input_shape) or input_shape[-1] != 3
+    ):
+        raise ValueError(
+            "weights='imagenet' needs RGB inputs larger than "
+            f"{SMALL_IMAGE_MAX_SIDE} px (the ImageNet stem); got {tuple(input_shape)}."
+        )
+    if input_shape is None and input_tensor is None:
+        input_shape = factory.default_input_shape
+    input_shape = lqz_utils.validate_input(input_shape, weights, include_top, num_classes)
+    factory.image_input = lqz_utils.get_input_layer(input_shape, input_tensor)
+    factory.weights = weights
+    factory.include_top = include_top
+    factory.num_classes = num_classes
+
+
 class BiRealNetFactory:
     """Builds a Bi-Real Net; variants are subclasses that change an attribute.
 
@@ -73,20 +93,8 @@ class BiRealNetFactory:
         if weights == "imagenet" and not self.has_imagenet_weights:
             raise ValueError(f"There are no published ImageNet weights for {self.name}; "
                              "use weights=None or a weights file.")
-        if weights == "imagenet" and input_shape is not None and (
-            uses_small_image_stem(input_shape) or input_shape[-1] != 3
-        ):
-            raise ValueError(
-                "weights='imagenet' needs RGB inputs larger than "
-                f"{SMALL_IMAGE_MAX_SIDE} px (the ImageNet stem); got {tuple(input_shape)}."
-            )
-        if input_shape is None and input_tensor is None:
-            input_shape = self.default_input_shape
-        input_shape = lqz_utils.validate_input(input_shape, weights, include_top, num_classes)
-        self.image_input = lqz_utils.get_input_layer(input_shape, input_tensor)
-        self.weights = weights
-        self.include_top = include_top
-        self.num_classes = num_classes
+        set_input(self, input_shape=input_shape, input_tensor=input_tensor, weights=weights,
+                  include_top=include_top, num_classes=num_classes)
 
     def batch_norm(self, x):
         return tf.keras.layers.BatchNormalization(momentum=self.batch_norm_momentum)(x)

@@ -7,6 +7,11 @@ swapped, built as a fresh clone (weights are then copied by structure, see
 * ``binary``: as registered (1-bit activations and weights);
 * ``binary_activations``: 1-bit activations, real weights (no kernel
   quantizer or clip): step 1 of Bi-Real's two-step scheme for deep nets;
+* ``soft_activations``: tanh instead of the activations' sign, real weights,
+  zero padding: stage 1 of Real-to-Binary's progressive pipeline;
+* ``real``: no quantizers at all (identity activations, real weights, zero
+  padding): the same architecture as a real-valued network, Real-to-Binary's
+  stage-0 teacher;
 * ``unscaled_weights``: \\( \\alpha_c \\operatorname{sign}(W) \\) replaced by
   \\( \\operatorname{sign}(W) \\), for the optional BatchNorm-only recalibration
   after dropping the weight scale (the official Bi-Real code).
@@ -21,18 +26,19 @@ from .binary_layers import is_binary_operation
 _KEEP = object()
 
 
-def with_quantizers(model: tf.keras.Model, *, kernel_quantizer=_KEEP,
-                    kernel_constraint=_KEEP) -> tf.keras.Model:
-    """A fresh clone of ``model`` whose binary layers get the given kernel quantizer
-    / constraint (``None`` removes it); every other layer is cloned unchanged."""
+def with_quantizers(model: tf.keras.Model, *, kernel_quantizer=_KEEP, kernel_constraint=_KEEP,
+                    input_quantizer=_KEEP, pad_values=_KEEP) -> tf.keras.Model:
+    """A fresh clone of ``model`` whose binary layers get the given kernel quantizer,
+    constraint, input quantizer or padding value (``None`` removes a quantizer);
+    every other layer is cloned unchanged."""
+    changes = {key: value for key, value in (
+        ("kernel_quantizer", kernel_quantizer), ("kernel_constraint", kernel_constraint),
+        ("input_quantizer", input_quantizer), ("pad_values", pad_values)) if value is not _KEEP}
 
     def clone(layer):
         config = layer.get_config()
         if is_binary_operation(layer):
-            if kernel_quantizer is not _KEEP:
-                config["kernel_quantizer"] = kernel_quantizer
-            if kernel_constraint is not _KEEP:
-                config["kernel_constraint"] = kernel_constraint
+            config.update(changes)
         return layer.__class__.from_config(config)
 
     clone_model = tf.keras.models.clone_model(model, clone_function=clone)
@@ -44,6 +50,11 @@ VARIANTS: Dict[str, Callable[[tf.keras.Model], tf.keras.Model]] = {
     "binary": lambda model: model,
     "binary_activations": lambda model: with_quantizers(model, kernel_quantizer=None,
                                                         kernel_constraint=None),
+    "soft_activations": lambda model: with_quantizers(
+        model, input_quantizer="real2bin_tanh", kernel_quantizer=None, kernel_constraint=None,
+        pad_values=0.0),
+    "real": lambda model: with_quantizers(model, input_quantizer=None, kernel_quantizer=None,
+                                          kernel_constraint=None, pad_values=0.0),
     "unscaled_weights": lambda model: with_quantizers(model, kernel_quantizer="ste_sign"),
 }
 

@@ -1,0 +1,86 @@
+r"""A student taught by a teacher: Real-to-Binary's attention matching and output
+distillation, with larq-zoo's loss layers.
+
+For a batch, with teacher and student seeing the same images:
+
+* **Attention matching** (``AttentionMatchingLossLayer``), at the output
+  \(A_j\) of each matched block \(j = 1..J\): the spatial attention
+  \( Q_j = \operatorname{mean}_c A_j^2 \) flattened over the \(HW\)
+  positions and divided by its maximum,
+  \[ L_{att} = \beta \operatorname{mean}_{b,j} \tfrac{1}{HW}
+     \big\lVert Q^s_j / \max Q^s_j - Q^t_j / \max Q^t_j \big\rVert^2 ,
+     \qquad \beta = 30 \]
+  (the paper writes an \(\ell_2\) norm of \(\ell_2\)-normalised maps;
+  larq-zoo's re-implementation, used here, max-normalises and squares).
+* **Output distillation** (``OutputDistributionMatchingLossLayer``) on the
+  logits \(t, s\):
+  \( L_{out} = w\, T^2\, \operatorname{mean}_b
+     \mathrm{KL}\big(\mathrm{softmax}(t/T) \,\Vert\, \mathrm{softmax}(s/T)\big) \),
+  \(w = 3\), \(T = 1\).
+
+Both are added to the student's cross-entropy; the teacher is frozen (its
+BatchNorms in inference mode) and gets no gradient. Matched blocks are the
+layers named ``..._block_N_out`` (``zoo.real2bin``), in order; the logits are
+the input of the final softmax.
+"""
+
+import re
+from typing import List
+
+import tensorflow as tf
+from larq_zoo.training.knowledge_distillation.knowledge_distillation import (
+    AttentionMatchingLossLayer, OutputDistributionMatchingLossLayer)
+
+_BLOCK_OUT = re.compile(r".*block_\d+_out")
+
+
+def attention_points(model: tf.keras.Model) -> List[tf.Tensor]:
+    """The outputs of ``model``'s blocks (layers named ``..._block_N_out``), in order."""
+    return [layer.output for layer in model.layers if _BLOCK_OUT.fullmatch(layer.name)]
+
+
+def logits(model: tf.keras.Model) -> tf.Tensor:
+    """The pre-softmax logits of a classifier ending in a softmax layer."""
+    last = model.layers[-1]
+    if not (isinstance(last, tf.keras.layers.Softmax)
+            or getattr(getattr(last, "activation", None), "__name__", "") == "softmax"):
+        raise ValueError(f"{model.name} does not end in a softmax layer; no logits to distil.")
+    return last.input
+
+
+class TeacherStudent(tf.keras.Model):
+    """``student`` trained with a frozen ``teacher``'s losses added; predicts
+    what ``student`` predicts. Only ``student`` is saved as the result."""
+
+    def __init__(self, student: tf.keras.Model, teacher: tf.keras.Model, *,
+                 attention_weight: float, output_weight: float, temperature: float = 1.0):
+        s_points, t_points = attention_points(student), attention_points(teacher)
+        if attention_weight and ([tuple(p.shape) for p in s_points]
+                                 != [tuple(p.shape) for p in t_points] or not s_points):
+            raise ValueError(
+                f"The teacher {teacher.name} and the student {student.name} must have the same "
+                f"block outputs to match attention: {[tuple(p.shape[1:]) for p in t_points]} "
+                f"vs {[tuple(p.shape[1:]) for p in s_points]}.")
+        if tuple(teacher.input_shape[1:]) != tuple(student.input_shape[1:]):
+            raise ValueError(f"The teacher {teacher.name} takes {teacher.input_shape[1:]}, "
+                             f"the student {student.name} {student.input_shape[1:]}.")
+        teacher.trainable = False
+        t_view = tf.keras.Model(teacher.inputs, [logits(teacher), *t_points], name="teacher")
+        s_view = tf.keras.Model(student.inputs, [student.output, logits(student), *s_points],
+                                name="student")
+        image = tf.keras.Input(student.input_shape[1:])
+        t_logits, *t_att = t_view(image, training=False)
+        probs, s_logits, *s_att = s_view(image)
+        x = probs
+        if attention_weight:
+            x = AttentionMatchingLossLayer(attention_weight)([x, t_att, s_att])
+        if output_weight:
+            x = OutputDistributionMatchingLossLayer(
+                output_weight, temperature, propagate_teacher_gradients=False
+            )([x, t_logits, s_logits])
+        super().__init__(inputs=image, outputs=x, name=f"{student.name}_taught")
+        self._student = student
+
+    @property
+    def student(self) -> tf.keras.Model:
+        return self._student
