@@ -22,7 +22,8 @@ written when every model's default was 224x224x3 with 1000 classes, calls it
 ``imagenet_224``). For ``real2bin`` the network is also converted at its
 default 224x224x3 input (untrained: operator shapes do not depend on weights)
 and the flatbuffer's MACs split into binary, the gating branch's
-``FULLY_CONNECTED`` operators and the rest (``gating_224``). The test suite
+``FULLY_CONNECTED`` operators and the rest, with the gates' pooling and
+multiplying counted beside (``gating_224``). The test suite
 exports compact stand-ins; this script converts the full networks (minutes
 each for the deep ones).
 
@@ -45,6 +46,7 @@ from pathlib import Path
 
 import bnnzoo  # noqa: F401  (legacy Keras before TensorFlow loads)
 
+import numpy as np
 import tensorflow as tf
 
 from bnnzoo import atomic, export, zoo
@@ -68,15 +70,24 @@ BINARY = [name for names in FAMILIES.values() for name in names
 
 def mac_split(model: tf.keras.Model) -> dict:
     """MACs per image of ``model``'s flatbuffer: binary, the gating branch's dense
-    layers (every FULLY_CONNECTED but the classifier, the last), all float."""
+    layers (every FULLY_CONNECTED but the classifier, the last), all float; and
+    the gates' element-wise work (the global pool's additions over its H W C_in
+    input, the multiply's H W C_out products), counted from the Keras layers."""
     ops = export.operators(export.export_flatbuffer(model, "arm64"))
     dense = [op.macs for op in ops if op.name == "FULLY_CONNECTED"]
     binary = sum(op.macs for op in ops if op.binary)
     floats = sum(op.macs for op in ops if not op.binary)
     gating = sum(dense[:-1])
+    elementwise = sum(
+        int(np.prod((layer.input_shape if layer.name.endswith("_scaling_pool_pool")
+                     else layer.output_shape)[1:]))
+        for layer in model.layers
+        if layer.name.endswith(("_scaling_pool_pool", "_scaling_multiplication")))
     flops = floats + binary / 64
     return {"binary_macs": binary, "float_macs": floats, "gating_macs": gating,
-            "flops": flops, "gating_share_of_flops": gating / flops}
+            "gating_elementwise_ops": elementwise, "flops": flops,
+            "gating_share_of_flops": gating / flops,
+            "gating_share_with_elementwise": (gating + elementwise) / (flops + elementwise)}
 
 
 def row(name: str, folder: Path, args) -> dict:

@@ -17,7 +17,7 @@ from bnnzoo.export import flatbuffer
 from bnnzoo.training import recipes, stages
 from bnnzoo.training.distill import TeacherStudent, attention_points
 from bnnzoo.training.initialise import initialise_from
-from bnnzoo.training.train import TrainConfig, load_model_file, resolve
+from bnnzoo.training.train import TrainConfig, build_model, compile_model, load_model_file, resolve
 from bnnzoo.zoo.binary_layers import binary_operations
 from bnnzoo.zoo.real2bin import Real2BinZeroPadded
 from bnnzoo.zoo.variants import variant
@@ -227,13 +227,18 @@ def test_teacher_student_adds_both_losses_and_trains_only_the_student():
                                rtol=1e-5)
     assert {id(w) for w in combined.trainable_weights} == {id(w) for w in student.weights}
     assert combined.student is student
+    inp = tf.keras.Input((4, 4, 2))
+    fused = tf.keras.Model(inp, tf.keras.layers.Dense(5, activation="softmax")(
+        tf.keras.layers.Flatten()(inp)))
+    with pytest.raises(ValueError, match="softmax layer"):  # its logits are not a tensor
+        TeacherStudent(student, fused, attention_weight=0.0, output_weight=1.0)
     with pytest.raises(ValueError, match="same block outputs"):
         TeacherStudent(student, zoo.get_model("real2bin", **SMALL), attention_weight=1.0,
                        output_weight=1.0)
 
 
 def test_stage_plans_and_recipes():
-    config = TrainConfig(model="real2bin", learning_rate=1e-3,
+    config = TrainConfig(model="real2bin", learning_rate=1e-3, weight_decay=2e-5,
                          recipe=vars(recipes.get_recipe("real2bin")).copy())
     plan = stages.plan(config, "/runs/r")
     assert [(name, s.variant, s.teacher, s.init_from, s.learning_rate) for name, s in plan] == [
@@ -245,6 +250,8 @@ def test_stage_plans_and_recipes():
          "/runs/r/stage2-binary-activations", pytest.approx(2e-4))]
     assert {(s.attention_weight, s.output_weight, s.temperature) for _, s in plan[1:]} == {
         (30.0, 3.0, 1.0)}
+    assert [s.stage for _, s in plan] == [0, 1, 2, 3]  # a stage directory resumes as one run
+    assert [s.weight_decay for _, s in plan] == [2e-5, 2e-5, 2e-5, 0.0]  # as larq-zoo
     baseline = TrainConfig(model="real2bin_baseline", learning_rate=1e-3,
                            recipe=vars(recipes.get_recipe("real2bin_baseline")).copy())
     assert [(n, s.variant, s.teacher, s.learning_rate) for n, s in
@@ -266,6 +273,29 @@ def test_stage_plans_and_recipes():
     schedule = recipes.make_schedule(recipe, 1e-3, total_steps=750, steps_per_epoch=10)
     assert [float(schedule(s)) for s in (0, 399, 401, 601, 701, 749)] == pytest.approx(
         [1e-3, 1e-3, 1e-4, 1e-5, 1e-6, 1e-6])
+    short = recipes.make_schedule(recipe, 1e-3, total_steps=3, steps_per_epoch=3)
+    assert [float(short(s)) for s in range(5)] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-5, 1e-6])
+
+
+def test_real2bin_decay_reaches_conv_and_dense_kernels_only():
+    """larq-zoo's l2(1e-5) kernel regulariser: lambda = 2e-5 on every conv and dense
+    kernel (gates, shortcuts, stem) but the classifier's; none on BatchNorm, PReLU."""
+    config = TrainConfig(model="real2bin", input_shape=(16, 16, 1), num_classes=10, width=16,
+                         variant="binary_activations", learning_rate=1e-3, weight_decay=2e-5,
+                         epochs=1, steps_per_epoch=1,
+                         recipe=vars(recipes.get_recipe("real2bin")).copy())
+    model = build_model(config)
+    decayed = recipes.decayed_weights(model, "l2_kernels", [])
+    names = {w.name.split("/")[-2] if "/" in w.name else w.name for w in decayed}
+    assert len(decayed) == 16 + 32 + 3 + 1  # binary-activation convs, gate denses, shortcuts, stem
+    assert all(w.name.split("/")[-1].startswith("kernel") for w in decayed)
+    assert not any("logits" in name for name in names)
+    compile_model(model, config)
+    with tf.GradientTape() as tape:
+        penalty = tf.add_n(model.losses)
+    grads = tape.gradient(penalty, decayed)
+    for w, g in zip(decayed, grads):
+        np.testing.assert_allclose(g, 2e-5 * w.numpy(), rtol=1e-5)
 
 
 @requires_fashion_mnist
@@ -278,7 +308,7 @@ def test_resolve_refuses_options_that_do_not_fit():
         (TrainConfig(model="bireal18", width=16), "fixed width"),
         (TrainConfig(model="real2bin", teacher="/t"), "pass --stage"),
         (TrainConfig(model="real2bin", two_step=True), "progressive"),
-        (TrainConfig(model="real2bin", recalibrate_bn=True), "two-step"),
+        (TrainConfig(model="real2bin_baseline", recalibrate_bn=True), "--two-step"),
     ]:
         with pytest.raises(ValueError, match=message):
             resolve(config, data)
@@ -303,7 +333,7 @@ def test_cli_runs_the_progressive_pipeline_resumes_it_and_exports_bitpacked(tmp_
         histories[name] = json.loads((run_dir / name / "history.json").read_text())
         assert len(histories[name]) == 2
         assert ("attention_loss" in histories[name][0]) == (i > 0)
-        assert "Initialised" in result.stdout
+    assert result.stdout.count("Initialised 90 layers") == 3  # stages 1-3, from the one before
     # Chance is 0.1. The fully binary stage starts far off: sign(W) multiplies each
     # binary conv's output by ~sqrt(9 C_in) / std(W) against stage 2's real
     # weights, and it takes a few hundred steps to recover (README), so here it

@@ -41,9 +41,10 @@ def attention_points(model: tf.keras.Model) -> List[tf.Tensor]:
 
 def logits(model: tf.keras.Model) -> tf.Tensor:
     """The pre-softmax logits of a classifier ending in a softmax layer."""
-    last = model.layers[-1]
-    if not (isinstance(last, tf.keras.layers.Softmax)
-            or getattr(getattr(last, "activation", None), "__name__", "") == "softmax"):
+    last = model.layers[-1]  # a softmax layer: its input is the logits
+    if not (isinstance(last, tf.keras.layers.Softmax) or (
+            isinstance(last, tf.keras.layers.Activation)
+            and getattr(last.activation, "__name__", "") == "softmax")):
         raise ValueError(f"{model.name} does not end in a softmax layer; no logits to distil.")
     return last.input
 

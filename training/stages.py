@@ -69,12 +69,14 @@ def plan(config: TrainConfig, run_dir: Path) -> List[Tuple[str, TrainConfig]]:
                       base, variant="binary", init_from=str(run_dir / "step1-binary-activations")))]
     name, last = stages[-1]
     stages[-1] = (name, dataclasses.replace(
-        last, learning_rate=last.learning_rate * recipe.final_stage_lr_factor))
+        last, learning_rate=last.learning_rate * recipe.final_stage_lr_factor,
+        weight_decay=0.0 if recipe.stages else last.weight_decay))
     if config.recalibrate_bn:
         stages.append(("step3-batchnorm", dataclasses.replace(
             base, variant="unscaled_weights", batchnorm_only=True, epochs=1,
             init_from=str(run_dir / "step2-binary"))))
-    return stages
+    # Each stage knows its number: resumed on its own, a stage directory is one run.
+    return [(name, dataclasses.replace(stage, stage=i)) for i, (name, stage) in enumerate(stages)]
 
 
 def single_stage(config: TrainConfig) -> TrainConfig:

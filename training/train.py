@@ -120,9 +120,9 @@ def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:
                          f"{', '.join(m for m in zoo.list_models() if _has_width(m))}.")
     from . import stages  # it imports this module
 
-    if stages.kind(c) != "two_step" and c.recalibrate_bn:
-        raise ValueError("--recalibrate-bn is the last part of two-step training "
-                         "(--two-step, or a two-step recipe such as real2bin_baseline's).")
+    stages.kind(c)  # refuses --two-step for a progressive recipe
+    if c.recalibrate_bn and not c.two_step:  # it drops Bi-Real's weight scale
+        raise ValueError("--recalibrate-bn is the last part of --two-step; pass both.")
     if c.stage is not None:
         c = stages.single_stage(c)
     elif c.teacher:
@@ -163,10 +163,10 @@ def compile_model(model: tf.keras.Model, config: TrainConfig) -> None:
     recipe = recipes.Recipe(**config.recipe)
     no_decay = undecayed_weights(model)
     decoupled = config.weight_decay
-    if recipe.weight_decay_mode == "l2" and config.weight_decay > 0:
-        kept = {id(w) for w in no_decay}
-        recipes.add_l2_penalty(model, [w for w in model.trainable_weights if id(w) not in kept],
-                               config.weight_decay)
+    if recipe.weight_decay_mode != "decoupled":
+        if config.weight_decay > 0:
+            recipes.add_l2_penalty(model, recipes.decayed_weights(
+                model, recipe.weight_decay_mode, no_decay), config.weight_decay)
         decoupled = 0.0
     optimizer = recipes.make_optimizer(
         recipe,
@@ -228,8 +228,11 @@ def prepare_run(config: TrainConfig, output: Optional[Path], resume: bool) -> Tu
         run_dir = runs.resolve_run(output)
         stored = runs.read_config(run_dir)
         defaults = TrainConfig(model=config.model)
-        clashes = [k for k in OVERRIDABLE
-                   if getattr(config, k) != getattr(defaults, k) and getattr(config, k) != stored.get(k)]
+        # A stage's stored options are the stage's (training.stages.single_stage
+        # scales the last stage's rate, clears two_step): not the ones typed.
+        staged = ("learning_rate", "two_step", "recalibrate_bn") if stored.get("stage") is not None else ()
+        clashes = [k for k in OVERRIDABLE if k not in staged
+                   and getattr(config, k) != getattr(defaults, k) and getattr(config, k) != stored.get(k)]
         if stored["model"] != config.model:
             clashes.insert(0, "model")
         if clashes:

@@ -107,10 +107,13 @@ class Real2BinFactory:
 
     def __init__(self, *, input_shape, input_tensor, weights, include_top, num_classes,
                  filters=None):
-        if weights == "imagenet" and (not self.gated or (filters or 64) != 64):
-            raise ValueError("There are ImageNet weights for real2bin at width 64 only.")
+        if weights == "imagenet" and not self.gated:
+            raise ValueError(f"There are no published ImageNet weights for {self.name}; "
+                             "use weights=None or a weights file.")
+        if weights == "imagenet" and (filters or 64) != 64:
+            raise ValueError("The ImageNet weights are for width 64 (filters=64).")
         if filters is not None:
-            if filters < self.scaling_r:
+            if self.gated and filters < self.scaling_r:
                 raise ValueError(f"filters must be at least {self.scaling_r}; got {filters}.")
             self.filters = filters
         set_input(self, input_shape=input_shape, input_tensor=input_tensor, weights=weights,
