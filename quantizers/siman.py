@@ -139,7 +139,8 @@ class SiManSign(lq.quantizers.Quantizer):
 
 
 def percentile(x: tf.Tensor, q) -> tf.Tensor:
-    """The ``q``-th percentile of all of ``x``, interpolated linearly (numpy's default).
+    """The ``q``-th percentile(s) of all of ``x`` (``q`` a scalar or a vector),
+    interpolated linearly (numpy's default), from one sort.
 
     Indexed with ``tf.gather``: a slice would make ``q`` a compile-time
     constant under XLA, so every new p of the schedule would recompile the
@@ -174,7 +175,7 @@ class SiManClip(tf.keras.constraints.Constraint):
         centred = w - tf.reduce_mean(w, axis=_channel_axes(w), keepdims=True)
         magnitude = tf.abs(centred)
         p = tf.cast(self.p, w.dtype)
-        low, high = percentile(magnitude, p), percentile(magnitude, 100.0 - p)
+        low, high = tf.unstack(percentile(magnitude, tf.stack([p, 100.0 - p])))
         return tf.sign(centred) * tf.clip_by_value(magnitude, low, high)
 
     def get_config(self):
