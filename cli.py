@@ -182,23 +182,32 @@ def models(obj, names, as_json):
               help="With --two-step: then drop the weight scale (sign(W)) and retrain "
                    "BatchNorm only, one epoch.")
 @click.option("--width", type=int,
-              help="First-stage width (real2bin, real2bin_baseline) for compact nets [64].")
+              help="First-stage width, for compact nets [the model's: 64 for ImageNet ResNets].")
 @click.option("--stage", type=int,
               help="Train only this stage of a staged recipe (real2bin: 0-3; two-step: 0-1).")
 @click.option("--teacher", type=click.Path(exists=True),
               help="With --stage: the trained run or model file that teaches it (the previous stage).")
+@click.option("--strategy", type=click.Choice(["default", "mirrored", "multi-worker"]),
+              default="default", show_default=True,
+              help="mirrored: every GPU here (without GPUs, two logical CPU devices); "
+                   "multi-worker: the machines in $TF_CONFIG, each running this command.")
 @click.option("--output", type=click.Path(path_type=Path), help="Run directory [runs/MODEL-DATASET-TIME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --output (default: the latest run).")
 @click.pass_obj
 def train(obj, model, dataset, data_dir, epochs, steps_per_epoch, batch_size, learning_rate,
           weight_decay, input_size, validation_steps, xla, seed, init_from, two_step,
-          recalibrate_bn, width, stage, teacher, output, resume):
+          recalibrate_bn, width, stage, teacher, strategy, output, resume):
     """Train MODEL with its paper's recipe; writes a run directory.
 
     Staged recipes run every stage in one run directory: real2bin its four
     progressive teacher-student stages, real2bin_baseline (and --two-step)
     binary activations then fully binary. Killed at any point, `--resume`
     continues from the last completed epoch of the stage that was running.
+
+    Several machines: run the same command on each with --strategy
+    multi-worker and TF_CONFIG='{"cluster": {"worker": ["host1:port",
+    "host2:port"]}, "task": {"type": "worker", "index": I}}'; worker 0 writes
+    the run directory.
     """
     _silence_python_logs(obj["verbose"])
     from bnnzoo import zoo
@@ -212,7 +221,7 @@ def train(obj, model, dataset, data_dir, epochs, steps_per_epoch, batch_size, le
         weight_decay=weight_decay, validation_steps=validation_steps, jit_compile=xla, seed=seed,
         init_from=str(Path(init_from).resolve()) if init_from else None,
         two_step=two_step, recalibrate_bn=recalibrate_bn, width=width, stage=stage,
-        teacher=str(Path(teacher).resolve()) if teacher else None,
+        teacher=str(Path(teacher).resolve()) if teacher else None, strategy=strategy,
     )
     run_dir = _run(train_model, config, output=output, resume=resume)
     click.echo(f"Run directory: {run_dir}")

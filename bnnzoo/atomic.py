@@ -14,6 +14,12 @@ from typing import Iterator, Union
 PathLike = Union[str, os.PathLike]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: PathLike, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it replaces ``target``.
@@ -28,6 +34,13 @@ def atomic_path(target: PathLike, overwrite: bool = True) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp)
     try:
+        # mkstemp makes the file private (0600): give it the mode a plain open()
+        # would, the replaced file's or the umask's, so that outputs stay readable.
+        try:
+            mode = target.stat().st_mode & 0o777
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

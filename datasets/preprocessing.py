@@ -106,9 +106,17 @@ def pipeline(
     partial batch (XLA compiles one static shape); otherwise one pass in file
     order. ``limit`` keeps the first ``limit`` examples of the split.
     """
-    height, width, channels = image_shape
+    shape = tuple(None if side is None else int(side) for side in image_shape)
+    stored = "x".join(str(side or "?") for side in data.image_shape)
+    if len(shape) != 3 or not all(side is not None and side > 0 for side in shape):
+        raise ValueError(f"A model input of shape {shape} does not take {data.name}'s {stored} "
+                         "images: it must be (height, width, channels) with fixed sides.")
+    height, width, channels = shape
     if height != width:
         raise ValueError(f"Square inputs only; got {height}x{width}.")
+    if channels != data.image_shape[-1] and not {channels, data.image_shape[-1]} <= {1, 3}:
+        raise ValueError(f"A model input with {channels} channels does not take {data.name}'s "
+                         f"{stored} images (1 and 3 channels convert into each other).")
     ds = data.images(split)
     if limit is not None:
         ds = ds.take(limit)

@@ -696,7 +696,14 @@ def host_benchmark(
     import numpy as np
     import larq_compute_engine as lce
 
+    from .flatbuffer import FlatbufferError, operators
+
     flatbuffer = model.read_bytes()
+    try:  # a damaged file would crash LCE's interpreter (and Python with it)
+        operators(flatbuffer)
+    except FlatbufferError as error:
+        raise BenchmarkError(f"{str(model_path)!r} is damaged or not a flatbuffer ({error}); "
+                             "give a .tflite flatbuffer converted by LCE.") from None
     start = time.perf_counter_ns()
     try:
         interpreter = lce.testing.Interpreter(flatbuffer, num_threads=num_threads)

@@ -13,6 +13,7 @@ from the tensors' shapes, as they run on the device:
 """
 
 import collections
+import contextlib
 import dataclasses
 from typing import Dict, List, Optional, Tuple
 
@@ -61,9 +62,24 @@ def _model(buf: bytes):
     try:
         if len(buf) < 8 or buf[4:8] != b"TFL3":
             raise ValueError("no TFL3 identifier")
-        return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(buf, 0))
+        model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(buf, 0))
+        if not model.subgraphs:
+            raise ValueError("no subgraph")
+        return model
     except Exception as err:  # noqa: BLE001  (any decoding failure means a bad file)
         raise FlatbufferError(f"Not a TFLite flatbuffer ({err}).") from None
+
+
+@contextlib.contextmanager
+def _damaged():
+    """Decoded, a damaged file can still hold indices, names or options that
+    lead nowhere: those errors too are a :class:`FlatbufferError`."""
+    try:
+        yield
+    except FlatbufferError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise FlatbufferError(f"Not a TFLite flatbuffer ({type(err).__name__}: {err}).") from None
 
 
 def _opcode_name(code) -> str:
@@ -100,27 +116,28 @@ def operators(buf: bytes) -> List[Operator]:
         return tuple(tensors[i].name.decode() for i in (indices if indices is not None else [])
                      if i >= 0)
 
-    found = []
-    for op in graph.operators:
-        name = _opcode_name(model.operatorCodes[op.opcodeIndex])
-        options = {}
-        if op.customOptions is not None and len(op.customOptions):
-            try:
-                options = flexbuffers.Loads(bytes(op.customOptions))
-            except Exception:  # noqa: BLE001  (options of an unknown custom op)
-                options = {}
-        inputs = [i for i in (op.inputs if op.inputs is not None else []) if i >= 0]
-        # The weights are the second input of a convolution / dense operator.
-        weight_shape = None
-        if len(inputs) > 1 and name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", BCONV):
-            weight_shape = tuple(int(d) for d in tensors[inputs[1]].shape)
-        out = tensors[op.outputs[0]]
-        output_shape = tuple(int(d) for d in out.shape) if out.shape is not None else ()
-        found.append(Operator(
-            name=name, input_names=names(op.inputs), output_names=names(op.outputs),
-            output_shape=output_shape, weight_shape=weight_shape, options=options,
-            macs=_macs(name, output_shape, weight_shape, options),
-        ))
+    with _damaged():
+        found = []
+        for op in graph.operators:
+            name = _opcode_name(model.operatorCodes[op.opcodeIndex])
+            options = {}
+            if op.customOptions is not None and len(op.customOptions):
+                try:
+                    options = flexbuffers.Loads(bytes(op.customOptions))
+                except Exception:  # noqa: BLE001  (options of an unknown custom op)
+                    options = {}
+            inputs = [i for i in (op.inputs if op.inputs is not None else []) if i >= 0]
+            # The weights are the second input of a convolution / dense operator.
+            weight_shape = None
+            if len(inputs) > 1 and name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", BCONV):
+                weight_shape = tuple(int(d) for d in tensors[inputs[1]].shape)
+            out = tensors[op.outputs[0]]
+            output_shape = tuple(int(d) for d in out.shape) if out.shape is not None else ()
+            found.append(Operator(
+                name=name, input_names=names(op.inputs), output_names=names(op.outputs),
+                output_shape=output_shape, weight_shape=weight_shape, options=options,
+                macs=_macs(name, output_shape, weight_shape, options),
+            ))
     return found
 
 
@@ -134,10 +151,12 @@ def io_types(buf: bytes) -> Tuple[List[str], List[str]]:
     """Element types (``FLOAT32``, ``INT8``...) of the model's inputs and outputs."""
     graph = _model(buf).subgraphs[0]
     kind = lambda i: _TENSOR_TYPES.get(graph.tensors[i].type, "UNKNOWN")  # noqa: E731
-    return [kind(i) for i in graph.inputs], [kind(i) for i in graph.outputs]
+    with _damaged():
+        return [kind(i) for i in graph.inputs], [kind(i) for i in graph.outputs]
 
 
 def input_shape(buf: bytes) -> Tuple[int, ...]:
     """Shape of the model's (first) input without the batch axis, e.g. ``(28, 28, 1)``."""
     graph = _model(buf).subgraphs[0]
-    return tuple(int(d) for d in graph.tensors[graph.inputs[0]].shape[1:])
+    with _damaged():
+        return tuple(int(d) for d in graph.tensors[graph.inputs[0]].shape[1:])

@@ -65,7 +65,7 @@ def test_new_run_never_overwrites_and_resume_refuses_other_options(trained):
 
 def test_kill_9_mid_run_then_resume_loses_nothing(tmp_path):
     runs = tmp_path / "runs"
-    run_dir = tmp_path / "killed"
+    run_dir = runs / "killed"  # inside the runs folder: `--resume` alone finds it
     args = ["train", "bireal18", "--epochs", "5", "--steps-per-epoch", "3", "--input-size", "8",
             "--batch-size", "8", "--validation-steps", "1", "--no-xla", "--output", run_dir]
     proc = subprocess.Popen(cli_command(*args), env=cli_env(runs), stdout=subprocess.DEVNULL,

@@ -9,7 +9,9 @@ A run directory holds everything a later stage reads:
 
 ``runs/latest`` (under ``$BNNZOO_RUNS``, default ``./runs``) names the run
 that was started last, and ``runs/latest-export`` the last exported flatbuffer,
-so later commands can default to them.
+so later commands can default to them. Only runs and exports inside that
+folder are pointed to: one written elsewhere (``--output``) writes nothing
+outside its own directory.
 """
 
 import json
@@ -40,8 +42,15 @@ def latest_pointer() -> Path:
     return runs_root() / "latest"
 
 
+def _under_runs_root(path: Path) -> bool:
+    """Whether ``path`` lies in the runs folder: only then are pointers written,
+    so a run or export with its own ``--output`` writes nothing outside it."""
+    return Path(path).resolve().is_relative_to(runs_root().resolve())
+
+
 def set_latest(run_dir: Path) -> None:
-    atomic.write_text(latest_pointer(), str(Path(run_dir).resolve()) + "\n")
+    if _under_runs_root(run_dir):
+        atomic.write_text(latest_pointer(), str(Path(run_dir).resolve()) + "\n")
 
 
 def latest_run() -> Path:
@@ -83,7 +92,8 @@ def latest_export_pointer() -> Path:
 
 
 def set_latest_export(flatbuffer: Path) -> None:
-    atomic.write_text(latest_export_pointer(), str(Path(flatbuffer).resolve()) + "\n")
+    if _under_runs_root(flatbuffer):
+        atomic.write_text(latest_export_pointer(), str(Path(flatbuffer).resolve()) + "\n")
 
 
 def latest_export() -> Path:

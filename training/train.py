@@ -9,6 +9,7 @@ moment (even ``kill -9``) resumes from its last completed epoch with
 
 import dataclasses
 import inspect
+import shutil
 import sys
 import time
 from importlib import metadata
@@ -22,7 +23,7 @@ from bnnzoo.quantizers.siman import SiManClipSchedule
 from bnnzoo.zoo.binary_layers import undecayed_weights
 from bnnzoo.zoo.variants import variant
 
-from . import recipes, runs
+from . import distribution, recipes, runs
 from .distill import TeacherStudent
 from .history import HistoryRecorder
 from .initialise import initialise_from
@@ -61,6 +62,7 @@ class TrainConfig:
     attention_weight: float = 0.0  # with a teacher: training.distill's loss weights
     output_weight: float = 0.0
     temperature: float = 1.0
+    strategy: str = "default"  # training.distribution: default | mirrored | multi-worker
     # Filled in by resolve():
     recipe: Optional[dict] = None
     input_shape: Optional[Tuple[int, int, int]] = None
@@ -108,7 +110,8 @@ def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:
     c.test_examples = data.examples("test")
     c.dataset_source = data.source
     c.class_names = data.class_names
-    for name in ("epochs", "steps_per_epoch", "batch_size", "input_size", "validation_steps"):
+    for name in ("epochs", "steps_per_epoch", "batch_size", "input_size", "validation_steps",
+                 "width"):
         if getattr(c, name) is not None and getattr(c, name) < 1:
             raise ValueError(f"{name.replace('_', '-')} must be at least 1.")
     if c.steps_per_epoch is None:
@@ -198,6 +201,27 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
         self.manager.save(checkpoint_number=epoch + 1)
 
 
+def restore_checkpoint(checkpoint: tf.train.Checkpoint, run_dir: Path):
+    """Restore the run's latest checkpoint into ``checkpoint``: its status, or
+    ``None`` if the run has none yet. A damaged checkpoint, or a checkpoint
+    record (``checkpoints/checkpoint``) that names none, is a ``RunError``:
+    resuming from scratch would overwrite the completed epochs."""
+    folder = Path(run_dir) / runs.CHECKPOINTS
+    latest = tf.train.latest_checkpoint(folder)
+    if latest is None:
+        if (folder / "checkpoint").exists():
+            raise runs.RunError(
+                f"{folder / 'checkpoint'} is damaged or names a checkpoint that is missing; "
+                f"{folder} is left as it is (resuming would start again from epoch 1).")
+        return None
+    try:
+        return checkpoint.restore(latest)
+    except (tf.errors.OpError, IndexError, ValueError) as err:
+        message = getattr(err, "message", None) or str(err)
+        raise runs.RunError(f"Cannot read the checkpoint {latest} (damaged or truncated): "
+                            f"{message.splitlines()[-1][:300]}") from None
+
+
 def trained_part(model: tf.keras.Model) -> tf.keras.Model:
     """What a run trains and keeps: the student of a ``TeacherStudent``, else the model."""
     return model.student if isinstance(model, TeacherStudent) else model
@@ -252,16 +276,52 @@ def prepare_run(config: TrainConfig, output: Optional[Path], resume: bool) -> Tu
 
 def train(config: TrainConfig, output: Optional[Path] = None, resume: bool = False,
           verbose: Optional[int] = None) -> Path:
-    """Train ``config.model``; returns the run directory."""
-    run_dir, config = prepare_run(config, output, resume)
+    """Train ``config.model``; returns the run directory.
+
+    With ``config.strategy`` other than "default", everything is built in
+    that ``tf.distribute`` strategy's scope (``training.distribution``); a
+    resumed run may use another strategy than the one it started with.
+    """
+    strategy = distribution.make_strategy(config.strategy)
+    if not distribution.is_chief(strategy):
+        return _train_as_worker(config, output, resume, verbose, strategy)
+    run_dir, stored = prepare_run(config, output, resume)
+    config = dataclasses.replace(stored, strategy=config.strategy)
     data = datasets.load(config.dataset, config.data_dir)
     if not resume:
         config = resolve(config, data)
     from . import stages  # it calls back into this module
 
-    if config.stage is None and stages.kind(config):
-        return stages.train_stages(config, data, run_dir, resume, verbose)
-    return train_run(config, data, run_dir, resume, verbose)
+    with strategy.scope():
+        if config.stage is None and stages.kind(config):
+            return stages.train_stages(config, data, run_dir, resume, verbose)
+        return train_run(config, data, run_dir, resume, verbose)
+
+
+def _train_as_worker(config: TrainConfig, output: Optional[Path], resume: bool,
+                     verbose: Optional[int], strategy) -> Path:
+    """A multi-worker run's workers 1, 2, ...: the chief's training step for
+    step, written to a temporary folder (a copy of the chief's run to resume)."""
+    chief_dir = runs.resolve_run(output) if resume else Path(output or default_run_dir(config))
+    folder = distribution.worker_folder(chief_dir)
+    try:
+        if resume:
+            shutil.copytree(chief_dir, folder, dirs_exist_ok=True)
+        run_dir, stored = prepare_run(config, folder, resume)
+        config = dataclasses.replace(stored, strategy=config.strategy)
+        data = datasets.load(config.dataset, config.data_dir)
+        if not resume:
+            config = resolve(config, data)
+        from . import stages
+
+        with strategy.scope():
+            if config.stage is None and stages.kind(config):
+                stages.train_stages(config, data, run_dir, resume, verbose)
+            else:
+                train_run(config, data, run_dir, resume, verbose, point_latest=False)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return chief_dir
 
 
 def prepare_model(config: TrainConfig, run_dir: Path) -> tf.keras.Model:
@@ -301,8 +361,9 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, resume
 
     checkpoint, manager, epoch_var = checkpoint_for(model, run_dir)
     initial_epoch = 0
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    status = restore_checkpoint(checkpoint, run_dir)
+    if status is not None:
+        status.assert_existing_objects_matched()
         initial_epoch = int(epoch_var.numpy())
     if initial_epoch >= config.epochs and (run_dir / runs.MODEL).is_file():
         print(f"{run_dir} has already finished its {config.epochs} epochs.")
@@ -355,11 +416,10 @@ def load_trained_model(run_dir: Path) -> tf.keras.Model:
     if (run_dir / runs.MODEL).is_file():
         return load_model_file(run_dir / runs.MODEL)
     model = build_model(config_from_dict(runs.read_config(run_dir)))
-    checkpoint = tf.train.Checkpoint(model=model)
-    latest = tf.train.latest_checkpoint(run_dir / runs.CHECKPOINTS)
-    if latest is None:
+    status = restore_checkpoint(tf.train.Checkpoint(model=model), run_dir)
+    if status is None:
         raise runs.RunError(f"{run_dir} has neither {runs.MODEL} nor a checkpoint yet.")
-    checkpoint.restore(latest).expect_partial()
+    status.expect_partial()
     return model
 
 

@@ -89,10 +89,17 @@ class BiRealNetFactory:
     default_input_shape = None  # larq-zoo's: (224, 224, 3)
     default_num_classes = 1000
 
-    def __init__(self, *, input_shape, input_tensor, weights, include_top, num_classes):
+    def __init__(self, *, input_shape, input_tensor, weights, include_top, num_classes,
+                 filters=None):
         if weights == "imagenet" and not self.has_imagenet_weights:
             raise ValueError(f"There are no published ImageNet weights for {self.name}; "
                              "use weights=None or a weights file.")
+        if filters is not None:
+            if weights == "imagenet" and filters != self.filters:
+                raise ValueError(f"The ImageNet weights are for width {self.filters}.")
+            if filters < 1:
+                raise ValueError(f"filters must be positive; got {filters}.")
+            self.filters = filters
         set_input(self, input_shape=input_shape, input_tensor=input_tensor, weights=weights,
                   include_top=include_top, num_classes=num_classes)
 
@@ -190,6 +197,7 @@ def bireal18(
     weights: Optional[str] = None,
     include_top: bool = True,
     num_classes: int = 1000,
+    filters: Optional[int] = None,
 ) -> tf.keras.Model:
     """Bi-Real Net with 18 layers (16 binary 3x3 convolutions).
 
@@ -212,6 +220,7 @@ def bireal18(
       zero-padded variant those weights were trained with), or a weights file.
     - include_top: whether to end with the pooled real-valued classifier.
     - num_classes: classes of the classifier (1000 with ``"imagenet"``).
+    - filters: width of the first stage (64); each stage doubles it.
 
     # References
     - [Bi-Real Net: Enhancing the Performance of 1-bit CNNs With Improved
@@ -221,7 +230,7 @@ def bireal18(
     factory = BiRealNet18ZeroPadded if weights == "imagenet" else BiRealNet18
     return factory(
         input_shape=input_shape, input_tensor=input_tensor, weights=weights,
-        include_top=include_top, num_classes=num_classes,
+        include_top=include_top, num_classes=num_classes, filters=filters,
     ).build()
 
 

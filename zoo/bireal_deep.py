@@ -32,6 +32,7 @@ _ARGUMENTS = """
     - weights: ``None`` (random) or a weights file (no ImageNet weights are published).
     - include_top: whether to end with the pooled real-valued classifier.
     - num_classes: classes of the classifier.
+    - filters: width of the first stage (64); each stage doubles it.
 
     # References
     - [Bi-Real Net: Enhancing the Performance of 1-bit CNNs With Improved
@@ -87,11 +88,13 @@ def builder(factory, doc: str, arguments: str = _ARGUMENTS):
 
     def build_model(*, input_shape: Optional[Sequence[Optional[int]]] = None,
                     input_tensor=None, weights: Optional[str] = None,
-                    include_top: bool = True, num_classes: Optional[int] = None) -> tf.keras.Model:
+                    include_top: bool = True, num_classes: Optional[int] = None,
+                    filters: Optional[int] = None) -> tf.keras.Model:
         if num_classes is None:
             num_classes = factory.default_num_classes
         return build(factory, input_shape=input_shape, input_tensor=input_tensor,
-                     weights=weights, include_top=include_top, num_classes=num_classes)
+                     weights=weights, include_top=include_top, num_classes=num_classes,
+                     filters=filters)
 
     build_model.__name__ = build_model.__qualname__ = factory.name
     build_model.__doc__ = doc + arguments

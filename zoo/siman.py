@@ -55,14 +55,17 @@ _ARGUMENTS = """
     - weights: ``None`` (random) or a weights file (no weights are published for Keras).
     - include_top: whether to end with the real-valued classifier.
     - num_classes: classes of the classifier (default {classes}).
+    - filters: width of the first stage ({filters}); the stages widen from it.
 
     # References
     - [SiMaN: Sign-to-Magnitude Network Binarization](https://arxiv.org/abs/2102.07981)
       (TPAMI 2022); official code: github.com/lmbxmu/SiMaN
 """
 IMAGENET_ARGUMENTS = _ARGUMENTS.format(shape="``(224, 224, 3)``; inputs of at most 64 px "
-                                       "use the 3x3 small-image stem", classes=1000)
-CIFAR_ARGUMENTS = _ARGUMENTS.format(shape="``(32, 32, 3)``", classes=10)
+                                       "use the 3x3 small-image stem", classes=1000,
+                                       filters=64)
+CIFAR_ARGUMENTS = _ARGUMENTS.format(shape="``(32, 32, 3)``", classes=10,
+                                    filters="16 for ResNet-20, 64 for ResNet-18, 128 for VGG-small")
 
 
 def centre_offset(side) -> int:
@@ -248,11 +251,16 @@ class SiManVGGSmall(SiManResNet18Cifar):
     """VGG-small: real conv0, five binary 3x3 convs, max-pools, real classifier."""
 
     name = "siman_vgg_small"
-    widths = (128, 256, 256, 512, 512)  # binary convs; a 2x2 max-pool after the 1st, 3rd, 5th
+    filters = 128  # conv0's width; the binary convs are 1, 2, 2, 4, 4 times it
+    multiples = (1, 2, 2, 4, 4)  # 128-256-256-512-512; a 2x2 max-pool after the 1st, 3rd, 5th
+
+    @property
+    def widths(self):
+        return tuple(self.filters * m for m in self.multiples)
 
     def stem(self, x):
-        """The real conv0: 3x3, 128 -> BatchNorm -> PReLU."""
-        return self.prelu(self.batch_norm(self.real_conv(x, 128, 3)))
+        """The real conv0: 3x3, ``filters`` (128) -> BatchNorm -> PReLU."""
+        return self.prelu(self.batch_norm(self.real_conv(x, self.filters, 3)))
 
     def body(self, x):
         for i, width in enumerate(self.widths):

@@ -39,7 +39,7 @@ class XNORResNet18(BiRealNetFactory):
                 "(ResNet-18, as in Bi-Real Net's table)", paper_top1=51.2)
 def xnor_resnet18(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
                   weights: Optional[str] = None, include_top: bool = True,
-                  num_classes: int = 1000) -> tf.keras.Model:
+                  num_classes: int = 1000, filters: Optional[int] = None) -> tf.keras.Model:
     """XNOR-Net-style ResNet-18: 16 binary 3x3 convolutions, one shortcut per two.
 
     # ImageNet metrics (Bi-Real Net's table)
@@ -48,12 +48,13 @@ def xnor_resnet18(*, input_shape: Optional[Sequence[Optional[int]]] = None, inpu
     | ----- | ----- |
     | 51.2 % | 73.4 % |
 
-    Arguments as for every zoo model (larq-zoo's keyword-only signature); no
-    published ImageNet weights.
+    Arguments as for every zoo model (larq-zoo's keyword-only signature, with
+    ``filters`` the first stage's width, 64); no published ImageNet weights.
 
     # References
     - [XNOR-Net](https://arxiv.org/abs/1603.05279)
     - [Bi-Real Net](https://arxiv.org/abs/1808.00278), Table 4 (XNOR-Net-18).
     """
     return XNORResNet18(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
-                        include_top=include_top, num_classes=num_classes).build()
+                        include_top=include_top, num_classes=num_classes,
+                        filters=filters).build()

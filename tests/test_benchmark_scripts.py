@@ -1,0 +1,71 @@
+"""The benchmark scripts: one command runs them all, and the accuracy table's
+script measures what it says on real data."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, requires_fashion_mnist
+
+BENCHMARKS = REPO / "benchmarks"
+
+
+def _script(name, *args, timeout=900):
+    return subprocess.run([sys.executable, str(BENCHMARKS / name), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def test_one_command_plans_every_benchmark_and_quick_never_touches_committed_results(tmp_path):
+    full = _script("run_all.py", "--dry-run").stdout.splitlines()
+    quick = _script("run_all.py", "--dry-run", "--quick").stdout.splitlines()
+    scripts = ["training_throughput.py", "export_size_latency.py", "family_export.py",
+               "family_export.py", "family_export.py", "accuracy.py"]
+    for plan in (full, quick):
+        assert [Path(line.split()[1]).name for line in plan] == scripts
+    results = BENCHMARKS / "results"
+    assert all(f"--output {results}/" in line for line in full)
+    assert all(f"--output {results / 'quick'}/" in line for line in quick)
+    assert "--family siman" in full[3] and "--family real2bin" in full[4]
+    assert quick[-1].split()[2] == "--quick"
+    elsewhere = _script("run_all.py", "--dry-run", "--quick", "--only", "accuracy",
+                        "--output-dir", tmp_path).stdout.split()
+    assert elsewhere[elsewhere.index("--output") + 1] == str(tmp_path / "accuracy_fashion_mnist.json")
+    bad = _script("run_all.py", "--only", "everything")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_quick_accuracy_without_output_is_refused():
+    result = _script("accuracy.py", "--quick")
+    assert result.returncode == 2 and "--quick needs --output" in result.stderr
+
+
+@requires_fashion_mnist
+def test_accuracy_rows_on_real_data_keras_against_flatbuffer(tmp_path):
+    """Two rows of the table, smoke-sized: the twin (float flatbuffer) and
+    Bi-Real initialised from it (bitpacked); the flatbuffer's top-1 on the same
+    256 real test images matches the Keras model's."""
+    output = tmp_path / "accuracy.json"
+    result = _script("accuracy.py", "--quick", "--rows", "real-valued twin", "Bi-Real",
+                     "--runs", tmp_path / "runs", "--output", output)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = json.loads(output.read_text())
+    twin, bireal = table["rows"]
+    assert (twin["model"], bireal["model"]) == ("resnet18", "bireal18")
+    assert table["command"].startswith("python benchmarks/accuracy.py --quick --rows "
+                                       "'real-valued twin' Bi-Real")
+    for row in table["rows"]:
+        assert row["test_images"] == 256
+        assert abs(row["flatbuffer_top1"] - row["keras_top1"]) <= 1 / 256 + 1e-9, row
+        assert row["flatbuffer_bytes"] > 0 and row["host_latency_ms"] > 0
+    assert twin["binary_convolutions"] == 0
+    assert bireal["binary_convolutions"]["lce_bconv2d"] == 16 == bireal["binary_convolutions"]["keras"]
+    # 16 binary 3x3 kernels at 1 bit: the bitpacked file is far smaller than the float one.
+    assert bireal["flatbuffer_bytes"] < twin["flatbuffer_bytes"] / 5
+    # Bi-Real started from the twin's trained weights, as its paper trains it.
+    config = json.loads((tmp_path / "runs" / "bireal18" / "config.json").read_text())
+    assert config["init_from"] == str(tmp_path / "runs" / "resnet18")
+    assert config["width"] == table["width"] == 16 and config["input_size"] == 14
+    assert table["best_binary"] == "Bi-Real"
+    assert table["max_flatbuffer_difference_points"] == max(
+        abs(r["top1_difference_points"]) for r in table["rows"])
