@@ -20,8 +20,8 @@ flatbuffer's size, its host latency (LCE's interpreter, one thread) and the
 training time. The machine's load average is recorded beside each row: on a
 shared machine the times are upper bounds.
 
-    python benchmarks/accuracy.py                       # Fashion-MNIST (offline), ~1 h on 2 cores
-    python benchmarks/accuracy.py --dataset cifar10 --data-dir ~/data/cifar-10-batches-py
+    python benchmarks/accuracy.py                       # Fashion-MNIST (offline); ~1 h on 2 cores
+    python benchmarks/accuracy.py --dataset cifar10 --data-dir ~/data/cifar-10-batches-py --input-size 32
     python benchmarks/accuracy.py --dataset imagenet2012 --data-dir ~/imagenet --input-size 64
     python benchmarks/accuracy.py --quick --output /tmp/accuracy.json   # smoke run, minutes
 
@@ -132,7 +132,7 @@ def markdown_table(result: dict) -> str:
                    if "teacher_top1" in r else "")
         lines.append(
             f"| {r['row']}{init} | `{r['model']}` | {100 * r['keras_top1']:.2f} %{teacher} | "
-            f"{100 * r['flatbuffer_top1']:.2f} % | {r['top1_difference_points']:+.2f} | "
+            f"{100 * r['flatbuffer_top1']:.2f} % | {r['top1_difference_points'] + 0.0:+.2f} | "
             f"{r['flatbuffer_bytes'] / 1024:,.0f} KB | {r['host_latency_ms']:.2f} ms | "
             f"{r['train_seconds'] / 60:.1f} min |")
     return "\n".join(lines)
@@ -180,6 +180,7 @@ def main(argv=None):
     output = args.output or RESULTS / f"accuracy_{args.dataset}.json"
 
     rows, runs = [], {}
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory() as temporary:
         folder = args.runs or Path(temporary)
         for name in args.rows:
@@ -198,6 +199,7 @@ def main(argv=None):
         "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
         "batch_size": args.batch_size, "xla": args.xla, "seed": args.seed,
         "rows": rows,
+        "total_seconds": round(time.perf_counter() - start),
         "best_binary": best and best["row"],
         "best_binary_gap_points": (round(100 * (real["keras_top1"] - best["keras_top1"]), 2)
                                    if best and real else None),

@@ -7,8 +7,8 @@
 | ``family_export.py`` (x3) | every Bi-Real, SiMaN and Real-to-Binary net trained briefly and exported bitpacked | ``family_export.json``, ``siman_export.json``, ``real2bin_export.json`` |
 | ``accuracy.py`` | test top-1 of every method, Keras and flatbuffer, size, latency, training time | ``accuracy_DATASET.json`` |
 
-    python benchmarks/run_all.py                    # all of it: about 2 hours on 2 cores
-    python benchmarks/run_all.py --quick            # smoke run of every script: minutes
+    python benchmarks/run_all.py                    # all of it (the accuracy table alone: ~1 h on 2 cores)
+    python benchmarks/run_all.py --quick            # a smoke run of every script
     python benchmarks/run_all.py --only accuracy --dataset cifar10 --data-dir ~/cifar-10-batches-py
 
 The full run writes ``benchmarks/results/``; ``--quick`` writes
@@ -29,7 +29,7 @@ RESULTS = HERE / "results"
 # name -> (script, results file, arguments of the full run, of the quick run)
 BENCHMARKS = {
     "training_throughput": ("training_throughput.py", "training_throughput.json", [],
-                            ["--input-size", "32", "--steps", "1", "--warmup", "1",
+                            ["--batch-size", "8", "--steps", "1", "--warmup", "1",
                              "--repeats", "1"]),
     "export_size_latency": ("export_size_latency.py", "export_size_latency.json", [],
                             ["--runs", "2", "--repeats", "1"]),

@@ -69,3 +69,15 @@ def test_accuracy_rows_on_real_data_keras_against_flatbuffer(tmp_path):
     assert table["best_binary"] == "Bi-Real"
     assert table["max_flatbuffer_difference_points"] == max(
         abs(r["top1_difference_points"]) for r in table["rows"])
+
+
+def test_readme_accuracy_table_is_the_committed_results_file(monkeypatch):
+    """README's results table is the rendering of the file the benchmark wrote."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import accuracy
+
+    result = json.loads((BENCHMARKS / "results" / "accuracy_fashion_mnist.json").read_text())
+    readme = (REPO / "README.md").read_text()
+    assert accuracy.markdown_table(result) in readme
+    assert f"`{result['command']}`" in readme and result["date"] in readme
+    assert len(result["rows"]) == 5 and all(r["test_images"] == 10_000 for r in result["rows"])

@@ -78,7 +78,8 @@ def test_batchnorm_only_trains_nothing_else():
 @requires_fashion_mnist
 def test_twin_then_two_step_from_it_in_one_resumable_run(tmp_path):
     """resnet18 trains through the CLI; bireal18's two steps start from it (clip init)."""
-    runs_dir, twin_dir, run_dir = tmp_path / "runs", tmp_path / "twin", tmp_path / "two"
+    runs_dir, twin_dir = tmp_path / "runs", tmp_path / "twin"
+    run_dir = runs_dir / "two"  # in the runs folder: runs/latest names it
     twin = run_cli(runs_dir, "train", "resnet18", *TINY, "--output", twin_dir)
     assert twin.returncode == 0, twin.stderr
     result = run_cli(runs_dir, "train", "bireal18", *TINY, "--learning-rate", "1e-12",
