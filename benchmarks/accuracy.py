@@ -64,9 +64,7 @@ def _load() -> float:
 
 def train_row(name: str, args, folder: Path, runs: dict) -> Path:
     model, init_row = ROWS[name]
-    init_from = runs.get(init_row) if init_row else None
-    if init_row and init_from is None:
-        raise ValueError(f"{name} starts from the {init_row!r} row: include it in --rows.")
+    init_from = runs[init_row] if init_row else None  # main() keeps the rows in order
     config = TrainConfig(
         model=model, dataset=args.dataset, data_dir=args.data_dir, input_size=args.input_size,
         width=args.width, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
@@ -164,6 +162,10 @@ def main(argv=None):
                         help="smoke run: 3 steps per epoch, 256 test images, 3 timed inferences")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
+    args.rows = [name for name in ROWS if name in args.rows]  # the table's order, once each
+    for name in args.rows:
+        if ROWS[name][1] and ROWS[name][1] not in args.rows:
+            parser.error(f"{name} starts from the {ROWS[name][1]!r} row: include it in --rows.")
     if args.quick:
         args.epochs, args.steps_per_epoch, args.validation_steps = 1, 3, 1
         args.limit, args.parity_images, args.latency_runs = 256, 32, 3
@@ -192,7 +194,8 @@ def main(argv=None):
     best = max(binary, key=lambda r: r["keras_top1"]) if binary else None
     result = {
         "benchmark": "accuracy of every method, Keras and LCE flatbuffer, one compact ResNet-18",
-        "command": shlex.join(["python", "benchmarks/accuracy.py", *(argv or sys.argv[1:])]),
+        "command": shlex.join(["python", "benchmarks/accuracy.py",
+                               *(sys.argv[1:] if argv is None else argv)]),
         "date": datetime.date.today().isoformat(), "machine": machine(),
         "versions": package_versions(),
         "dataset": args.dataset, "width": args.width, "input_size": args.input_size,

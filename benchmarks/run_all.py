@@ -69,8 +69,10 @@ def main(argv=None):
                              "benchmarks/results/quick]")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
-    output_dir = args.output_dir or (RESULTS / "quick" if args.quick else RESULTS)
-    planned = commands(args.quick, output_dir, args.only, args.dataset, args.data_dir)
+    output_dir = (args.output_dir or (RESULTS / "quick" if args.quick else RESULTS)).resolve()
+    data_dir = args.data_dir.resolve() if args.data_dir else None  # the scripts run in the repo
+    dataset = str(Path(args.dataset).resolve()) if Path(args.dataset).exists() else args.dataset
+    planned = commands(args.quick, output_dir, args.only, dataset, data_dir)
     if args.dry_run:
         for _, command, _ in planned:
             print(" ".join(command))

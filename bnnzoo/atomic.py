@@ -14,10 +14,13 @@ from typing import Iterator, Union
 PathLike = Union[str, os.PathLike]
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()  # once, at import: setting it briefly is not thread-safe
 
 
 @contextlib.contextmanager
@@ -34,15 +37,16 @@ def atomic_path(target: PathLike, overwrite: bool = True) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp)
     try:
+        yield tmp
         # mkstemp makes the file private (0600): give it the mode a plain open()
-        # would, the replaced file's or the umask's, so that outputs stay readable.
+        # would, the replaced file's or the umask's, so that outputs stay readable
+        # (after the write: a read-only target's mode would forbid it).
         try:
             mode = target.stat().st_mode & 0o777
         except FileNotFoundError:
-            mode = 0o666 & ~_umask()
+            mode = 0o666 & ~_UMASK
         os.chmod(tmp, mode)
-        yield tmp
-        with open(tmp, "rb+") as f:
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         if overwrite:
             os.replace(tmp, target)

@@ -5,11 +5,13 @@ the paper's: they add the project's names, the maths in the docstrings and a
 pure function for the weights that can be used without Keras.
 """
 
+from typing import Optional
+
 import larq as lq
 import tensorflow as tf
 
 
-def magnitude_aware_sign(w: tf.Tensor, clip_value: float | None = 1.0) -> tf.Tensor:
+def magnitude_aware_sign(w: tf.Tensor, clip_value: Optional[float] = 1.0) -> tf.Tensor:
     r"""Bi-Real Net's magnitude-aware sign of a kernel, per output channel.
 
     Forward, with the output channel on the last axis:

@@ -83,7 +83,10 @@ def test_two_workers_on_loopback_reach_the_single_device_result(tmp_path, single
     assert len(rows) == 2 and rows[0].split(" - ")[2:6] == rows[1].split(" - ")[2:6], rows
     _close_to(_last_row(run_dir), single_device)
     assert (run_dir / "model.h5").is_file() and (run_dir / "checkpoints").is_dir()
-    # Worker 1 wrote only into its own temporary folder, and removed it.
+    # Worker 1 (not the chief) wrote only into its own temporary folder, and removed it.
+    assert "Worker 1: training beside the chief" in outputs[1][0]
+    assert f"writing to {temporaries[1]}" in outputs[1][0]
+    assert "Worker" not in outputs[0][0]
     assert not list(temporaries[1].glob("run-worker-*"))
 
 

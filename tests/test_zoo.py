@@ -126,3 +126,26 @@ def test_weights_from_a_local_file(tmp_path):
 def test_include_top_false_returns_features():
     model = zoo.bireal18(input_shape=(32, 32, 3), include_top=False)
     assert model.output_shape == (None, 4, 4, 512)
+
+
+@pytest.mark.parametrize("name", [n for n in zoo.list_models() if not n.endswith(("101", "152"))])
+def test_every_model_takes_a_width_and_scales_every_stage_by_it(name):
+    """``filters`` (``--width``): the first stage's width, and every layer's
+    width in proportion to it (the defaults' layer widths, divided by 8 at 8).
+    The 101- and 152-layer nets are the 50's factory with more blocks (slow
+    to build twice)."""
+    default_width = {"siman_resnet20": 16, "siman_vgg_small": 128}.get(name, 64)
+
+    def conv_widths(model):
+        return [layer.filters for layer in model.layers if hasattr(layer, "filters")
+                and isinstance(layer.filters, int)]
+
+    shape = (16, 16, 3)
+    wide = zoo.get_model(name, input_shape=shape, num_classes=10)
+    narrow = zoo.get_model(name, input_shape=shape, num_classes=10, filters=default_width // 8)
+    assert conv_widths(narrow) == [w // 8 for w in conv_widths(wide)]
+    assert conv_widths(narrow)[0] == default_width // 8
+    assert len(binary_layers(narrow)) == len(binary_layers(wide)) > 0 or name.startswith("resnet")
+    for bad in (0, -4):
+        with pytest.raises(ValueError, match="filters must be"):
+            zoo.get_model(name, input_shape=shape, num_classes=10, filters=bad)

@@ -16,6 +16,7 @@ outside its own directory.
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -45,12 +46,16 @@ def latest_pointer() -> Path:
 def _under_runs_root(path: Path) -> bool:
     """Whether ``path`` lies in the runs folder: only then are pointers written,
     so a run or export with its own ``--output`` writes nothing outside it."""
-    return Path(path).resolve().is_relative_to(runs_root().resolve())
+    root = runs_root().resolve()
+    return Path(path).resolve().is_relative_to(root) or Path(path).absolute().is_relative_to(root)
 
 
 def set_latest(run_dir: Path) -> None:
     if _under_runs_root(run_dir):
         atomic.write_text(latest_pointer(), str(Path(run_dir).resolve()) + "\n")
+    else:
+        print(f"Note: {latest_pointer()} still names the previous run ({run_dir} is outside "
+              f"{runs_root()}); name {run_dir} in later commands.", file=sys.stderr)
 
 
 def latest_run() -> Path:
@@ -94,6 +99,9 @@ def latest_export_pointer() -> Path:
 def set_latest_export(flatbuffer: Path) -> None:
     if _under_runs_root(flatbuffer):
         atomic.write_text(latest_export_pointer(), str(Path(flatbuffer).resolve()) + "\n")
+    else:
+        print(f"Note: {latest_export_pointer()} still names the previous export ({flatbuffer} "
+              f"is outside {runs_root()}); name {flatbuffer} in later commands.", file=sys.stderr)
 
 
 def latest_export() -> Path:

@@ -104,7 +104,7 @@ def single_stage(config: TrainConfig) -> TrainConfig:
 
 
 def train_stages(config: TrainConfig, data: datasets.Dataset, run_dir: Path, resume: bool,
-                 verbose: Optional[int] = None) -> Path:
+                 verbose: Optional[int] = None, point_latest: bool = True) -> Path:
     stages = plan(config, run_dir)
     pending = [(name, stage) for name, stage in stages
                if not (run_dir / name / runs.MODEL).is_file()]  # a stage with model.h5 is done
@@ -114,7 +114,8 @@ def train_stages(config: TrainConfig, data: datasets.Dataset, run_dir: Path, res
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": package_versions()})
-    runs.set_latest(run_dir)
+    if point_latest:
+        runs.set_latest(run_dir)
     for name, stage in pending:
         stage_dir = run_dir / name
         print(f"{run_dir}: {name}")

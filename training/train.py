@@ -8,7 +8,6 @@ moment (even ``kill -9``) resumes from its last completed epoch with
 """
 
 import dataclasses
-import inspect
 import shutil
 import sys
 import time
@@ -118,9 +117,6 @@ def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:
         c.steps_per_epoch = max(1, c.train_examples // c.batch_size)
     if c.learning_rate <= 0:
         raise ValueError("learning-rate must be positive.")
-    if c.width is not None and not _has_width(c.model):
-        raise ValueError(f"{c.model} has a fixed width; --width is for "
-                         f"{', '.join(m for m in zoo.list_models() if _has_width(m))}.")
     from . import stages  # it imports this module
 
     stages.kind(c)  # refuses --two-step for a progressive recipe
@@ -131,10 +127,6 @@ def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:
     elif c.teacher:
         raise ValueError("--teacher teaches one stage: pass --stage N with it.")
     return c
-
-
-def _has_width(model: str) -> bool:
-    return "filters" in inspect.signature(zoo.model_entry(model).build).parameters
 
 
 def package_versions() -> dict:
@@ -217,9 +209,9 @@ def restore_checkpoint(checkpoint: tf.train.Checkpoint, run_dir: Path):
     try:
         return checkpoint.restore(latest)
     except (tf.errors.OpError, IndexError, ValueError) as err:
-        message = getattr(err, "message", None) or str(err)
+        message = (getattr(err, "message", None) or str(err) or type(err).__name__).splitlines()
         raise runs.RunError(f"Cannot read the checkpoint {latest} (damaged or truncated): "
-                            f"{message.splitlines()[-1][:300]}") from None
+                            f"{(message or [''])[-1][:300]}") from None
 
 
 def trained_part(model: tf.keras.Model) -> tf.keras.Model:
@@ -304,6 +296,8 @@ def _train_as_worker(config: TrainConfig, output: Optional[Path], resume: bool,
     step, written to a temporary folder (a copy of the chief's run to resume)."""
     chief_dir = runs.resolve_run(output) if resume else Path(output or default_run_dir(config))
     folder = distribution.worker_folder(chief_dir)
+    print(f"Worker {distribution.cluster_spec()['task']['index']}: training beside the chief, "
+          f"writing to {folder} (removed at the end).")
     try:
         if resume:
             shutil.copytree(chief_dir, folder, dirs_exist_ok=True)
@@ -316,7 +310,7 @@ def _train_as_worker(config: TrainConfig, output: Optional[Path], resume: bool,
 
         with strategy.scope():
             if config.stage is None and stages.kind(config):
-                stages.train_stages(config, data, run_dir, resume, verbose)
+                stages.train_stages(config, data, run_dir, resume, verbose, point_latest=False)
             else:
                 train_run(config, data, run_dir, resume, verbose, point_latest=False)
     finally:

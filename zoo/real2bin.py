@@ -113,8 +113,9 @@ class Real2BinFactory:
         if weights == "imagenet" and (filters or 64) != 64:
             raise ValueError("The ImageNet weights are for width 64 (filters=64).")
         if filters is not None:
-            if self.gated and filters < self.scaling_r:
-                raise ValueError(f"filters must be at least {self.scaling_r}; got {filters}.")
+            least = self.scaling_r if self.gated else 1  # the gate's C/8 units
+            if filters < least:
+                raise ValueError(f"filters must be at least {least}; got {filters}.")
             self.filters = filters
         set_input(self, input_shape=input_shape, input_tensor=input_tensor, weights=weights,
                   include_top=include_top, num_classes=num_classes)
