@@ -12,10 +12,10 @@ from .convert import TARGETS, ConversionError, export_flatbuffer
 from .flatbuffer import FlatbufferError, operator_histogram, operators
 from .footprint import Footprint, footprint
 from .parity import parity_report, predict_flatbuffer
-from .pipeline import evaluate_flatbuffer, export_model, read_flatbuffer, report_path
+from .pipeline import compare_with_keras, evaluate_flatbuffer, export_model, read_flatbuffer, report_path
 from .report import ExportError, check_report, export_report, format_report
 
 __all__ = ["TARGETS", "ConversionError", "ExportError", "FlatbufferError", "Footprint", "check_report",
-           "evaluate_flatbuffer", "export_flatbuffer", "export_model", "export_report",
+           "compare_with_keras", "evaluate_flatbuffer", "export_flatbuffer", "export_model", "export_report",
            "footprint", "format_report", "operator_histogram", "operators", "parity_report",
            "predict_flatbuffer", "read_flatbuffer", "report_path"]

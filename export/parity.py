@@ -14,8 +14,19 @@ different float rounding (LCE folds BatchNorm and weight scales into the
 binary convolution's output), and a pre-activation within rounding of zero
 flips its sign; in a binary net one flipped sign can flip others downstream,
 so a few predictions with a small margin may change.
+
+Whether such flips change the *accuracy* is judged against that noise with
+McNemar's exact test (:func:`paired_top1`): of the \(n = b + c\) images that
+exactly one model classifies correctly (\(b\) only Keras, \(c\) only LCE),
+rounding flips favour neither, so under a faithful export
+\(b \sim \operatorname{Binomial}(n, \tfrac12)\) and
+\[ p = \min\Bigl(1,\; 2 \sum_{k=0}^{\min(b, c)} \binom{n}{k} 2^{-n}\Bigr) . \]
+A small \(p\) means the deployed model is systematically worse (or better):
+a dropped layer or a wrongly folded scale, not rounding. A fixed bound on the
+accuracy difference instead fails a faithful export by chance on another CPU.
 """
 
+import math
 from typing import Iterable
 
 import larq_compute_engine as lce
@@ -75,4 +86,33 @@ def parity_report(model: tf.keras.Model, buf: bytes, images: np.ndarray,
         "top1_agreement": float(agree.mean()),
         "max_abs_output_diff": float(np.abs(keras_out - lce_out).max()),
         "keras_noise_floor_agreement": float((np.argmax(noisy_out, axis=-1) == top1).mean()),
+    }
+
+
+def mcnemar_p_value(only_first: int, only_second: int) -> float:
+    """Exact two-sided McNemar p-value for ``b`` vs ``c`` discordant pairs (module docstring)."""
+    n = only_first + only_second
+    tail = sum(math.comb(n, k) for k in range(min(only_first, only_second) + 1))
+    return min(1.0, 2 * tail / 2 ** n)  # exact integers: no overflow at large n
+
+
+def paired_top1(keras_outputs: np.ndarray, lce_outputs: np.ndarray, labels: np.ndarray) -> dict:
+    """Both models' top-1 on the same images and McNemar's test of their difference.
+
+    ``labels`` are class indices or one-hot rows.
+    """
+    labels = np.asarray(labels)
+    truth = labels.argmax(-1) if labels.ndim == 2 else labels
+    keras_right = np.argmax(keras_outputs, axis=-1) == truth
+    lce_right = np.argmax(lce_outputs, axis=-1) == truth
+    only_keras = int((keras_right & ~lce_right).sum())
+    only_lce = int((lce_right & ~keras_right).sum())
+    return {
+        "images": int(len(truth)),
+        "keras_top1": float(keras_right.mean()),
+        "lce_top1": float(lce_right.mean()),
+        "top1_agreement": float((np.argmax(keras_outputs, -1) == np.argmax(lce_outputs, -1)).mean()),
+        "only_keras_correct": only_keras,
+        "only_lce_correct": only_lce,
+        "mcnemar_p": mcnemar_p_value(only_keras, only_lce),
     }

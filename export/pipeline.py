@@ -23,7 +23,7 @@ from bnnzoo.zoo.binary_layers import binary_operations
 
 from . import flatbuffer as fb
 from .convert import TARGETS, export_flatbuffer
-from .parity import parity_report, predict_batches
+from .parity import interpreter, paired_top1, parity_report, predict, predict_batches
 from .report import DEFAULT_MIN_AGREEMENT, ExportError, check_report, export_report
 
 EXPORT_DIR = "export"
@@ -155,3 +155,32 @@ def evaluate_flatbuffer(path: Optional[Path] = None, *, dataset: Optional[str] =
     return {"model": str(path), "runtime": "LCE interpreter", "top1": top1 / seen,
             "top5": top5 / seen, "examples": seen, "dataset": data.name, "source": data.source}
 
+
+def compare_with_keras(path: Path, source: Optional[Path] = None, *, dataset: Optional[str] = None,
+                       data_dir: Optional[str] = None, batch_size: int = 256,
+                       limit: Optional[int] = None, num_threads: int = 2) -> dict:
+    """The flatbuffer at ``path`` and the Keras model it came from (``source``:
+    a run or model file; default the one its export report names), image by
+    image on the test split: both top-1s and McNemar's test of their difference
+    (:func:`.parity.paired_top1`)."""
+    path = Path(path)
+    buf = read_flatbuffer(path)
+    recorded = json.loads(report_path(path).read_text()) if report_path(path).is_file() else {}
+    if source is None and "source" not in recorded:
+        raise ValueError(f"{path} has no export report naming its Keras model: pass the run "
+                         "or model file it was exported from.")
+    source = load_source(Path(source or recorded["source"]))
+    dataset = dataset or source.dataset or recorded.get("dataset")
+    if dataset is None:
+        raise ValueError(f"Comparing {path} with {source.path} needs --dataset.")
+    data = datasets.load(dataset, data_dir or source.data_dir or recorded.get("data_dir"))
+    batches = datasets.pipeline(data, "test", image_shape=fb.input_shape(buf), batch_size=batch_size,
+                                limit=limit)
+    runner = interpreter(buf, num_threads)
+    keras, lce, labels = [], [], []
+    for images, truth in batches:
+        keras.append(source.model.predict_on_batch(images))
+        lce.append(predict(runner, images.numpy()))
+        labels.append(truth.numpy())
+    return {"flatbuffer": str(path), "keras_model": str(source.path), "dataset": data.name,
+            **paired_top1(np.concatenate(keras), np.concatenate(lce), np.concatenate(labels))}
