@@ -170,7 +170,14 @@ def models(obj, names, as_json):
 @click.option("--weight-decay", type=float, help="Decoupled weight decay on real-valued weights [recipe's].")
 @click.option("--input-size", type=int, help="Model input side in pixels [dataset's, 224 for varying sizes].")
 @click.option("--validation-steps", type=int, help="Validate on this many test batches per epoch [all].")
-@click.option("--xla/--no-xla", default=True, show_default=True, help="Compile with XLA (jit_compile).")
+@click.option("--xla", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Compile the training step with XLA; auto times a few steps both ways on this "
+                   "machine (cached) and keeps the faster.")
+@click.option("--no-xla", "no_xla", is_flag=True, help="Same as --xla off.")
+@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
+              default="auto", show_default=True,
+              help="Mixed precision (variables stay float32); auto: bfloat16 where this CPU "
+                   "(AMX-BF16, AVX512-BF16) or a GPU computes it natively, else float32.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--init-from", type=click.Path(exists=True),
               help="Start from this trained run or model file of the same structure "
@@ -195,7 +202,7 @@ def models(obj, names, as_json):
 @click.option("--resume", is_flag=True, help="Continue the run in --output (default: the latest run).")
 @click.pass_obj
 def train(obj, model, dataset, data_dir, epochs, steps_per_epoch, batch_size, learning_rate,
-          weight_decay, input_size, validation_steps, xla, seed, init_from, two_step,
+          weight_decay, input_size, validation_steps, xla, no_xla, precision, seed, init_from, two_step,
           recalibrate_bn, width, stage, teacher, strategy, output, resume):
     """Train MODEL with its paper's recipe; writes a run directory.
 
@@ -215,10 +222,13 @@ def train(obj, model, dataset, data_dir, epochs, steps_per_epoch, batch_size, le
 
     if model not in zoo.list_models():
         raise UserError(f"Unknown model {model!r}. Available: {', '.join(zoo.list_models())}.")
+    if no_xla and xla != "auto":
+        raise UserError(f"--no-xla is --xla off: drop one of --no-xla and --xla {xla}.")
     config = TrainConfig(
         model=model, dataset=dataset, data_dir=data_dir, input_size=input_size, epochs=epochs,
         steps_per_epoch=steps_per_epoch, batch_size=batch_size, learning_rate=learning_rate,
-        weight_decay=weight_decay, validation_steps=validation_steps, jit_compile=xla, seed=seed,
+        weight_decay=weight_decay, validation_steps=validation_steps, seed=seed,
+        xla="off" if no_xla else xla, precision=precision,
         init_from=str(Path(init_from).resolve()) if init_from else None,
         two_step=two_step, recalibrate_bn=recalibrate_bn, width=width, stage=stage,
         teacher=str(Path(teacher).resolve()) if teacher else None, strategy=strategy,

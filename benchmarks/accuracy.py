@@ -69,7 +69,7 @@ def train_row(name: str, args, folder: Path, runs: dict) -> Path:
         model=model, dataset=args.dataset, data_dir=args.data_dir, input_size=args.input_size,
         width=args.width, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
         batch_size=args.batch_size, validation_steps=args.validation_steps,
-        jit_compile=args.xla, seed=args.seed, init_from=str(init_from) if init_from else None)
+        xla=args.xla, precision=args.precision, seed=args.seed, init_from=str(init_from) if init_from else None)
     return train(config, output=folder / model, verbose=0)
 
 
@@ -96,18 +96,20 @@ def measure(name: str, args, folder: Path, runs: dict) -> dict:
     run_dir = train_row(name, args, folder, runs)
     train_seconds = time.perf_counter() - start
     runs[name] = run_dir
-    keras = evaluate(run_dir, limit=args.limit)
     tf.keras.backend.clear_session()
     path, exported = flatbuffer_of(name, run_dir, args)
-    lce = export.evaluate_flatbuffer(path, dataset=args.dataset, data_dir=args.data_dir,
-                                     limit=args.limit)
+    # Keras and the flatbuffer image by image: both top-1s and McNemar's test.
+    paired = export.compare_with_keras(path, run_dir, dataset=args.dataset,
+                                       data_dir=args.data_dir, limit=args.limit)
     latency = benchmark(path, device="host", num_threads=1, num_runs=args.latency_runs)
     row = {
         "row": name, "model": ROWS[name][0],
         "initialised_from": ROWS[name][1],
-        "keras_top1": keras["top1"], "flatbuffer_top1": lce["top1"],
-        "top1_difference_points": round(100 * (lce["top1"] - keras["top1"]), 4),
-        "test_images": lce["examples"],
+        "keras_top1": paired["keras_top1"], "flatbuffer_top1": paired["lce_top1"],
+        "top1_difference_points": round(100 * (paired["lce_top1"] - paired["keras_top1"]), 4),
+        "test_images": paired["images"],
+        "only_keras_correct": paired["only_keras_correct"],
+        "only_flatbuffer_correct": paired["only_lce_correct"], "mcnemar_p": paired["mcnemar_p"],
         "flatbuffer_bytes": path.stat().st_size,
         "host_latency_ms": round(latency.avg_us / 1000, 3),
         "train_seconds": round(train_seconds),
@@ -154,7 +156,10 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, help="test images evaluated [the whole test split]")
     parser.add_argument("--parity-images", type=int, default=256)
     parser.add_argument("--latency-runs", type=int, default=50)
-    parser.add_argument("--no-xla", dest="xla", action="store_false")
+    parser.add_argument("--xla", choices=["auto", "on", "off"], default="auto")
+    parser.add_argument("--no-xla", dest="xla", action="store_const", const="off")
+    parser.add_argument("--precision", choices=["auto", "float32", "bfloat16", "float16"],
+                        default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS), metavar="ROW")
     parser.add_argument("--runs", type=Path, help="keep the run directories here [temporary]")
@@ -169,7 +174,7 @@ def main(argv=None):
     if args.quick:
         args.epochs, args.steps_per_epoch, args.validation_steps = 1, 3, 1
         args.limit, args.parity_images, args.latency_runs = 256, 32, 3
-        args.batch_size, args.xla = 32, False
+        args.batch_size, args.xla = 32, "off"
         if args.output is None:
             parser.error("--quick needs --output (it must not replace the committed results).")
     for option in ("width", "input_size", "epochs", "batch_size", "latency_runs"):

@@ -97,7 +97,7 @@ def row(name: str, folder: Path, args) -> dict:
     tf.keras.backend.clear_session()
     config = TrainConfig(model=name, dataset="fashion_mnist", input_size=args.input_size,
                          epochs=1, steps_per_epoch=args.steps, batch_size=32,
-                         validation_steps=4, jit_compile=args.xla)
+                         validation_steps=4, xla="on" if args.xla else "off")
     start = time.perf_counter()
     run_dir = train(config, output=folder / name, verbose=0)
     train_seconds = time.perf_counter() - start
@@ -138,7 +138,7 @@ def main(argv=None):
                         help="a subset of the family (default: all of it)")
     parser.add_argument("--input-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=30, help="training steps (batch 32)")
-    parser.add_argument("--xla", action="store_true", help="train with jit_compile")
+    parser.add_argument("--xla", action="store_true", help="train with XLA (--xla on)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     args.models = args.models or FAMILIES[args.family]

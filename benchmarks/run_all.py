@@ -2,7 +2,7 @@
 
 | script | measures | results file |
 | --- | --- | --- |
-| ``training_throughput.py`` | training images/s, bireal18 against larq-zoo's BiRealNet + ``model.fit`` | ``training_throughput.json`` |
+| ``training_throughput.py`` | training images/s against larq-zoo's BiRealNet + ``model.fit``, precision/XLA ablation, binary nets vs their twin | ``training_throughput.json`` |
 | ``export_size_latency.py`` | flatbuffer size and host latency against larq-zoo's BiRealNet | ``export_size_latency.json`` |
 | ``family_export.py`` (x3) | every Bi-Real, SiMaN and Real-to-Binary net trained briefly and exported bitpacked | ``family_export.json``, ``siman_export.json``, ``real2bin_export.json`` |
 | ``accuracy.py`` | test top-1 of every method, Keras and flatbuffer, size, latency, training time | ``accuracy_DATASET.json`` |
@@ -29,8 +29,7 @@ RESULTS = HERE / "results"
 # name -> (script, results file, arguments of the full run, of the quick run)
 BENCHMARKS = {
     "training_throughput": ("training_throughput.py", "training_throughput.json", [],
-                            ["--batch-size", "8", "--steps", "1", "--warmup", "1",
-                             "--repeats", "1"]),
+                            ["--quick"]),
     "export_size_latency": ("export_size_latency.py", "export_size_latency.json", [],
                             ["--runs", "2", "--repeats", "1"]),
     "family_bireal": ("family_export.py", "family_export.json", ["--family", "bireal"],

@@ -1,18 +1,25 @@
-"""Training throughput of bireal18 through bnnzoo's training path against
-larq-zoo's BiRealNet trained with a plain ``model.fit``, in one run.
+"""Training speed, measured side by side in one run on this machine:
 
-Both train on the same real images (Fashion-MNIST through bnnzoo's pipeline,
-resized and repeated to RGB) at the same input size and batch. Above 64 px the
-two networks are the same architecture (ImageNet stem), so the ratio measures
-the training path: bnnzoo's recipe optimiser and XLA compilation against
-larq-zoo + ``model.fit``. The sides alternate for ``--repeats`` rounds and each
-side's median is kept; figures vary run to run on a shared machine, the ratio
-less so.
+1. **vs larq-zoo**: images/s of ``bireal18`` through bnnzoo's default training
+   path (the precision ``auto`` picks here, XLA as ``--xla auto`` decides,
+   the recipe's optimiser) against larq-zoo's ``BiRealNet`` with a plain
+   ``model.fit``, same real images (Fashion-MNIST resized to RGB), same input
+   and batch: 72x72x3 batch 64 and 224x224x3 batch 32. Above 64 px both are
+   the same architecture (ImageNet stem). Targets: >= 2.5x where the CPU has
+   native bf16, >= 1.5x in float32.
+2. **Ablation**: ``bireal18`` at 72 px in float32 and bfloat16, with and
+   without XLA.
+3. **Binary overhead**: a training step of ``bireal18`` and of
+   ``siman_resnet18`` against their real twin ``resnet18`` (same layout, same
+   precision, no XLA), 28x28x1, batch 64. Target: <= 1.15x.
+
+Sides alternate for ``--repeats`` rounds and each side's median is kept: a
+shared 2-core machine is noisy, ratios measured in one run less so.
 
     python benchmarks/training_throughput.py
-    python benchmarks/training_throughput.py --input-size 224 --batch-size 32
 
-Writes ``benchmarks/results/training_throughput.json`` (atomically).
+Writes ``benchmarks/results/training_throughput.json`` (atomically), with the
+CPU and what it computes natively.
 """
 
 import argparse
@@ -26,15 +33,15 @@ from pathlib import Path
 import bnnzoo  # noqa: F401  (legacy Keras before TensorFlow loads)
 
 import larq_zoo
+import numpy as np
 import tensorflow as tf
 
 from bnnzoo import atomic, datasets
-from bnnzoo.training import TrainConfig, recipes
-from bnnzoo.training.train import build_model, compile_model, resolve
-from machine import machine  # benchmarks/machine.py, beside this script
+from bnnzoo.training import TrainConfig, hardware, recipes
+from bnnzoo.training.train import build_model, compile_model, package_versions, resolve, use_xla
 
 RESULTS = Path(__file__).parent / "results" / "training_throughput.json"
-TARGET = 1.8
+TARGETS = {"vs_larq_zoo_bf16": 2.5, "vs_larq_zoo_float32": 1.5, "binary_over_twin": 1.15}
 
 
 class StepTimer(tf.keras.callbacks.Callback):
@@ -46,85 +53,192 @@ class StepTimer(tf.keras.callbacks.Callback):
         self.ends.append(time.perf_counter())
 
 
-def images_per_second(model, data, steps, warmup, batch_size):
+def fit_images_per_second(model, data, steps, warmup, batch_size):
     timer = StepTimer()
     model.fit(data, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer], verbose=0)
     return steps * batch_size / (timer.ends[-1] - timer.ends[warmup - 1])
 
 
+def config_for(data, model, size, channels, batch, **overrides):
+    config = resolve(TrainConfig(model=model, input_size=size, batch_size=batch, epochs=1,
+                                 **overrides), data)
+    config.input_shape = (size, size, channels)
+    return config
+
+
 def ours(config):
+    config = dataclasses.replace(config, xla="on" if use_xla(config)[0] else "off")
     model = build_model(config)
     compile_model(model, config)
-    return model
+    return model, config
 
 
 def larq_zoo_plain(config):
     model = larq_zoo.literature.BiRealNet(input_shape=tuple(config.input_shape), weights=None,
                                           num_classes=config.num_classes)
-    model.compile(
-        optimizer=tf.keras.optimizers.Adam(config.learning_rate),
-        loss=recipes.make_loss(config.label_smoothing),
-        metrics=recipes.make_metrics(),
-    )
+    model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate),
+                  loss=recipes.make_loss(config.label_smoothing), metrics=recipes.make_metrics())
     return model
+
+
+def alternate(sides: dict, measure, repeats: int) -> dict:
+    """Each side measured once per round, rounds alternating; medians and rounds."""
+    measured = {name: [] for name in sides}
+    for round_ in range(repeats):
+        for name, side in sides.items():
+            measured[name].append(measure(side, first=round_ == 0))
+            print(f"round {round_ + 1}: {name:<28} {measured[name][-1]:8.3f}", flush=True)
+    return {name: {"median": statistics.median(v), "rounds": v} for name, v in measured.items()}
+
+
+def vs_larq_zoo(data, size, batch, args):
+    config = config_for(data, "bireal18", size, 3, batch)
+    pipeline = datasets.pipeline(data, "train", image_shape=config.input_shape, batch_size=batch,
+                                 training=True)
+    model, chosen = ours(config)
+    sides = {"bnnzoo": model, "larq_zoo_fit": larq_zoo_plain(config)}
+    found = alternate(sides, lambda m, first: fit_images_per_second(
+        m, pipeline, args.steps, args.warmup if first else 1, batch), args.repeats)
+    ratio = found["bnnzoo"]["median"] / found["larq_zoo_fit"]["median"]
+    target = TARGETS["vs_larq_zoo_bf16" if chosen.precision == "bfloat16" else "vs_larq_zoo_float32"]
+    return {"input_shape": list(config.input_shape), "batch_size": batch,
+            "bnnzoo": {"images_per_second": found["bnnzoo"]["median"],
+                       "rounds": found["bnnzoo"]["rounds"], "precision": chosen.precision,
+                       "xla": chosen.xla, "optimizer": chosen.recipe["optimizer"]},
+            "larq_zoo_fit": {"images_per_second": found["larq_zoo_fit"]["median"],
+                             "rounds": found["larq_zoo_fit"]["rounds"], "precision": "float32",
+                             "xla": "off"},
+            "ratio": ratio, "target": target, "meets_target": ratio >= target}
+
+
+def ablation(data, args):
+    size, batch = args.ablation_size, args.ablation_batch
+    base = config_for(data, "bireal18", size, 3, batch)
+    pipeline = datasets.pipeline(data, "train", image_shape=base.input_shape, batch_size=batch,
+                                 training=True)
+    sides = {}
+    for precision in ("float32", "bfloat16"):
+        for xla in ("off", "on"):
+            config = dataclasses.replace(base, precision=precision, xla=xla)
+            sides[f"{precision}_xla_{xla}"] = model = build_model(config)
+            compile_model(model, config)
+    found = alternate(sides, lambda m, first: fit_images_per_second(
+        m, pipeline, args.steps, args.warmup if first else 1, batch), args.repeats)
+    return {"model": "bireal18", "input_shape": list(base.input_shape), "batch_size": batch,
+            "images_per_second": {k: v["median"] for k, v in found.items()},
+            "rounds": {k: v["rounds"] for k, v in found.items()}}
+
+
+def step_seconds(model, x, y, steps):
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return (time.perf_counter() - start) / steps
+
+
+def binary_overhead(data, args, precision):
+    size, batch = 28, args.overhead_batch
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((batch, size, size, 1), dtype=np.float32))
+    y = tf.one_hot(rng.integers(0, 10, batch), 10)
+    sides = {}
+    for name in ("resnet18", "bireal18", "siman_resnet18"):
+        config = config_for(data, name, size, 1, batch, precision=precision, xla="off")
+        sides[name] = model = build_model(config)
+        compile_model(model, config)
+        model.train_on_batch(x, y)  # traces
+    found = alternate(sides, lambda m, first: step_seconds(m, x, y, args.steps), args.repeats)
+    twin = found["resnet18"]["median"]
+    return {"input_shape": [size, size, 1], "batch_size": batch, "precision": precision,
+            "xla": "off",
+            "seconds_per_step": {k: v["median"] for k, v in found.items()},
+            "rounds": {k: v["rounds"] for k, v in found.items()},
+            "bireal18_over_resnet18": found["bireal18"]["median"] / twin,
+            "siman_resnet18_over_resnet18": found["siman_resnet18"]["median"] / twin,
+            "target": TARGETS["binary_over_twin"],
+            "meets_target": found["bireal18"]["median"] / twin <= TARGETS["binary_over_twin"]}
+
+
+def markdown_table(result: dict) -> str:
+    """The README's tables of a results file (a test holds the README to it)."""
+    lines = ["| input, batch | bnnzoo `bireal18` (default path) | larq-zoo `BiRealNet` + `fit` | "
+             "ratio | target |", "| --- | --- | ---: | ---: | --- |"]
+    for r in result["vs_larq_zoo"]:
+        shape = "x".join(map(str, r["input_shape"]))
+        ours = r["bnnzoo"]
+        lines.append(f"| {shape}, {r['batch_size']} | {ours['images_per_second']:.1f} images/s "
+                     f"({ours['precision']}, XLA {ours['xla']}) | "
+                     f"{r['larq_zoo_fit']['images_per_second']:.1f} images/s | "
+                     f"**{r['ratio']:.2f}x** | >= {r['target']}x: "
+                     f"{'met' if r['meets_target'] else '**not met**'} |")
+    ablation = result["ablation"]
+    shape = "x".join(map(str, ablation["input_shape"]))
+    lines += ["", f"| `bireal18`, {shape}, batch {ablation['batch_size']} | images/s |",
+              "| --- | ---: |"]
+    lines += [f"| {name.replace('_xla_', ', XLA ')} | {value:.1f} |"
+              for name, value in ablation["images_per_second"].items()]
+    lines += ["", "| precision (28x28x1, batch 64, no XLA) | `bireal18` / `resnet18` | "
+              "`siman_resnet18` / `resnet18` | target |", "| --- | ---: | ---: | --- |"]
+    for r in result["binary_overhead"]:
+        lines.append(f"| {r['precision']} | **{r['bireal18_over_resnet18']:.2f}x** | "
+                     f"{r['siman_resnet18_over_resnet18']:.2f}x | <= {r['target']}x "
+                     f"(`bireal18`): {'met' if r['meets_target'] else '**not met**'} |")
+    return "\n".join(lines)
+
+
+def parse_sizes(text):
+    try:
+        return [tuple(int(n) for n in pair.split(":")) for pair in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("sizes are SIZE:BATCH[,SIZE:BATCH...]") from None
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input-size", type=int, default=72,
-                        help="input side (> 64 px: both nets use the ImageNet stem)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=4, help="timed steps per round")
+    parser.add_argument("--sizes", type=parse_sizes, default=[(72, 64), (224, 32)],
+                        help="input sizes and batches against larq-zoo (> 64 px)")
+    parser.add_argument("--ablation-size", type=int, default=72)
+    parser.add_argument("--ablation-batch", type=int, default=64)
+    parser.add_argument("--overhead-batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps (XLA compiles here)")
-    parser.add_argument("--repeats", type=int, default=2, help="alternating rounds per side")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds per side")
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, one round")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    if args.input_size <= 64:
-        parser.error("--input-size must exceed 64 px: below, bireal18 uses the small-image "
-                     "stem and the two networks differ.")
+    if args.quick:
+        args.sizes, args.ablation_size, args.ablation_batch = [(72, 4)], 72, 4
+        args.overhead_batch, args.steps, args.warmup, args.repeats = 4, 1, 1, 1
+    if any(size <= 64 for size, _ in args.sizes) or args.ablation_size <= 64:
+        parser.error("sizes must exceed 64 px: below, bireal18 uses the small-image stem and "
+                     "larq-zoo's network differs.")
 
     data = datasets.load("fashion_mnist")
-    config = resolve(TrainConfig(model="bireal18", input_size=args.input_size,
-                                 batch_size=args.batch_size, epochs=1), data)
-    config.input_shape = (args.input_size, args.input_size, 3)  # as larq-zoo needs
-    pipeline = datasets.pipeline(data, "train", image_shape=config.input_shape,
-                                 batch_size=args.batch_size, training=True)
-
-    no_xla = dataclasses.replace(config, jit_compile=False)
-    sides = {"bnnzoo": ours(config), "bnnzoo_no_xla": ours(no_xla),
-             "larq_zoo_fit": larq_zoo_plain(config)}
-    measured = {name: [] for name in sides}
-    for round_ in range(args.repeats):
-        for name, model in sides.items():
-            warmup = args.warmup if round_ == 0 else 1
-            measured[name].append(images_per_second(model, pipeline, args.steps, warmup,
-                                                    args.batch_size))
-            print(f"round {round_ + 1}: {name:<14} {measured[name][-1]:7.1f} images/s", flush=True)
-    median = {name: statistics.median(v) for name, v in measured.items()}
-    ratio = median["bnnzoo"] / median["larq_zoo_fit"]
+    precision = hardware.resolve_precision("auto")
     result = {
-        "benchmark": "training throughput, bireal18 (bnnzoo) vs larq_zoo.literature.BiRealNet + model.fit",
+        "benchmark": "training speed: bireal18 (bnnzoo's default path) vs larq_zoo BiRealNet + "
+                     "model.fit; precision and XLA ablation; binary nets against their twin",
         "command": " ".join(["python benchmarks/training_throughput.py", *(argv or sys.argv[1:])]),
         "date": datetime.date.today().isoformat(),
-        "machine": machine(),
-        "input_shape": list(config.input_shape),
-        "batch_size": args.batch_size,
-        "timed_steps_per_round": args.steps,
-        "rounds": args.repeats,
-        "bnnzoo": {"images_per_second": median["bnnzoo"], "rounds": measured["bnnzoo"],
-                   "xla": config.jit_compile, "optimizer": config.recipe["optimizer"]},
-        "bnnzoo_no_xla": {"images_per_second": median["bnnzoo_no_xla"],
-                          "rounds": measured["bnnzoo_no_xla"]},
-        "xla_gain": median["bnnzoo"] / median["bnnzoo_no_xla"],
-        "larq_zoo_fit": {"images_per_second": median["larq_zoo_fit"],
-                         "rounds": measured["larq_zoo_fit"]},
-        "ratio": ratio,
-        "target": TARGET,
-        "meets_target": ratio >= TARGET,
+        "machine": hardware.describe(),
+        "versions": package_versions(),
+        "auto_precision": precision,
+        "steps_per_round": args.steps, "rounds": args.repeats,
+        "vs_larq_zoo": [vs_larq_zoo(data, size, batch, args) for size, batch in args.sizes],
+        "ablation": ablation(data, args),
+        "binary_overhead": [binary_overhead(data, args, p) for p in
+                            dict.fromkeys((precision, "float32"))],
     }
     atomic.write_json(args.output, result)
-    print(f"bnnzoo / larq-zoo + fit: {ratio:.2f}x (target {TARGET}x); XLA gain "
-          f"{result['xla_gain']:.2f}x -> {args.output}")
+    for row in result["vs_larq_zoo"]:
+        print(f"{row['input_shape']} batch {row['batch_size']}: bnnzoo {row['bnnzoo']['precision']}, "
+              f"XLA {row['bnnzoo']['xla']} / larq-zoo + fit: {row['ratio']:.2f}x "
+              f"(target {row['target']}x)")
+    for row in result["binary_overhead"]:
+        print(f"{row['precision']}: bireal18 / resnet18 {row['bireal18_over_resnet18']:.2f}x, "
+              f"siman_resnet18 / resnet18 {row['siman_resnet18_over_resnet18']:.2f}x "
+              f"(target <= {row['target']}x)")
+    print(f"-> {args.output}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ larq layer (``input_quantizer="bireal_approx_sign"``) and survives
 
 import bnnzoo  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
+from .border_corrected_conv import BorderCorrectedQuantConv2D
 from .bireal import (BiRealApproxSign, BiRealHardTanh, BiRealMagnitudeAwareSign, hard_tanh,
                      magnitude_aware_sign)
 from .real2bin import Real2BinTanh
@@ -20,6 +21,7 @@ __all__ = [
     "BiRealApproxSign",
     "BiRealHardTanh",
     "BiRealMagnitudeAwareSign",
+    "BorderCorrectedQuantConv2D",
     "Real2BinTanh",
     "ScaledQuantConv2D",
     "SiManClip",

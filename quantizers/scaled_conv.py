@@ -12,10 +12,12 @@ magnitude of each output channel's initial latent weights and then trained
 import larq as lq
 import tensorflow as tf
 
+from .border_corrected_conv import BorderCorrectedQuantConv2D
+
 
 @lq.utils.register_keras_custom_object
-class ScaledQuantConv2D(lq.layers.QuantConv2D):
-    """larq's ``QuantConv2D`` followed by a learnable per-output-channel scale
+class ScaledQuantConv2D(BorderCorrectedQuantConv2D):
+    """larq's ``QuantConv2D`` (its constant padding border-corrected in training) followed by a learnable per-output-channel scale
     ``alpha`` (initialised to the mean absolute initial kernel of the channel)."""
 
     def build(self, input_shape):
@@ -23,8 +25,10 @@ class ScaledQuantConv2D(lq.layers.QuantConv2D):
         axes = list(range(len(self.kernel.shape) - 1))
         self.alpha = self.add_weight(
             name="alpha", shape=(self.filters,), dtype=self.dtype, trainable=True,
-            initializer=lambda shape, dtype=None: tf.reduce_mean(tf.abs(self.kernel), axis=axes),
+            # a cast: under a mixed-precision policy the kernel reads as bfloat16 here
+            initializer=lambda shape, dtype=None: tf.cast(
+                tf.reduce_mean(tf.abs(self.kernel), axis=axes), dtype or self.dtype),
         )
 
-    def call(self, inputs):
-        return super().call(inputs) * self.alpha
+    def call(self, inputs, training=None):
+        return super().call(inputs, training=training) * self.alpha

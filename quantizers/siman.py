@@ -101,7 +101,7 @@ def siman_sign(x: tf.Tensor):
         with tf.GradientTape() as tape:
             tape.watch(x)
             a1 = standardise_per_sample(x)
-        return tape.gradient(a1, x, output_gradients=dy * tf.maximum(0.0, 2.0 - 2.0 * tf.abs(a1)))
+        return tape.gradient(a1, x, output_gradients=dy * tf.nn.relu(2.0 - 2.0 * tf.abs(a1)))
 
     return lq.math.sign(centred), grad
 

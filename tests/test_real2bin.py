@@ -280,7 +280,7 @@ def test_stage_plans_and_recipes():
 def test_real2bin_decay_reaches_conv_and_dense_kernels_only():
     """larq-zoo's l2(1e-5) kernel regulariser: lambda = 2e-5 on every conv and dense
     kernel (gates, shortcuts, stem) but the classifier's; none on BatchNorm, PReLU."""
-    config = TrainConfig(model="real2bin", input_shape=(16, 16, 1), num_classes=10, width=16,
+    config = TrainConfig(model="real2bin", input_shape=(16, 16, 1), num_classes=10, width=16, xla="off",
                          variant="binary_activations", learning_rate=1e-3, weight_decay=2e-5,
                          epochs=1, steps_per_epoch=1,
                          recipe=vars(recipes.get_recipe("real2bin")).copy())

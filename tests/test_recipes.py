@@ -25,16 +25,19 @@ def test_bireal18_defaults_to_the_papers_recipe():
     assert config.label_smoothing == 0.1 and config.epochs == 256
     assert config.steps_per_epoch == 1000 // 128
     assert config.input_shape == (28, 28, 1) and config.num_classes == 10
-    assert config.jit_compile is True
+    assert config.xla == "auto"  # decided by training.xla's probe when the run starts
+    assert config.precision in ("float32", "bfloat16")  # training.hardware's detection
 
 
-def test_compiled_model_uses_adam_label_smoothing_and_xla():
-    config = resolve(TrainConfig(model="bireal18", batch_size=8, epochs=2, input_size=8), fake_data())
+@pytest.mark.parametrize("xla", ["on", "off"])
+def test_compiled_model_uses_adam_label_smoothing_and_the_configs_xla(xla):
+    config = resolve(TrainConfig(model="bireal18", batch_size=8, epochs=2, input_size=8, xla=xla),
+                     fake_data())
     model = build_model(config)
     compile_model(model, config)
     assert isinstance(model.optimizer, tf.keras.optimizers.Adam)
     assert model.loss.get_config()["label_smoothing"] == 0.1
-    assert model._jit_compile is True
+    assert model._jit_compile is (xla == "on")
 
 
 def test_linear_schedule_decays_to_zero():

@@ -152,7 +152,7 @@ def test_vgg_small_layout():
 def compiled(recipe, weight_decay):
     model = zoo.get_model("siman_resnet20", input_shape=(8, 8, 1), num_classes=10)
     config = TrainConfig(model="siman_resnet20", epochs=1, steps_per_epoch=5, learning_rate=0.1,
-                         weight_decay=weight_decay, label_smoothing=0.0, jit_compile=False,
+                         weight_decay=weight_decay, label_smoothing=0.0, xla="off",
                          recipe=dataclasses.asdict(recipe))
     compile_model(model, config)
     kept = {id(w) for w in undecayed_weights(model)}

@@ -1,7 +1,8 @@
 """Where a model gets trained: ``train(...)`` runs one training run end to end.
 
-dataset -> model (from the registry) -> recipe -> ``model.fit`` with XLA ->
-run directory (see ``training.runs``). After every epoch the model, the
+dataset -> model (from the registry, in the precision ``training.hardware``
+picks) -> recipe -> ``model.fit`` (with XLA where ``training.xla`` measures it
+faster) -> run directory (see ``training.runs``). After every epoch the model, the
 optimiser and the epoch counter are checkpointed, so a run killed at any
 moment (even ``kill -9``) resumes from its last completed epoch with
 ``resume=True``; the learning-rate schedule continues from the restored step.
@@ -22,7 +23,7 @@ from bnnzoo.quantizers.siman import SiManClipSchedule
 from bnnzoo.zoo.binary_layers import undecayed_weights
 from bnnzoo.zoo.variants import variant
 
-from . import distribution, recipes, runs
+from . import distribution, hardware, recipes, runs, xla
 from .distill import TeacherStudent
 from .history import HistoryRecorder
 from .initialise import initialise_from
@@ -48,7 +49,8 @@ class TrainConfig:
     weight_decay: Optional[float] = None
     label_smoothing: Optional[float] = None
     validation_steps: Optional[int] = None
-    jit_compile: bool = True
+    xla: str = "auto"  # training.xla: auto (measured here) | on | off; resolved to on/off
+    precision: str = "auto"  # training.hardware: auto | float32 | bfloat16 | float16; resolved
     seed: int = 0
     init_from: Optional[str] = None  # a trained run or model file of the same structure
     variant: str = "binary"  # zoo.variants: which quantizers the binary layers use
@@ -76,12 +78,16 @@ def config_from_dict(stored: dict) -> TrainConfig:
     """A run's ``config.json`` back as a ``TrainConfig`` (extra keys such as
     ``versions`` are dropped)."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    stored = dict(stored)
+    if "jit_compile" in stored:  # runs from before --xla / --precision
+        stored.setdefault("xla", "on" if stored["jit_compile"] else "off")
+        stored.setdefault("precision", "float32")
     return TrainConfig(**{k: v for k, v in stored.items() if k in fields})
 
 
 OVERRIDABLE = ("dataset", "data_dir", "input_size", "epochs", "steps_per_epoch",
                "batch_size", "learning_rate", "weight_decay", "label_smoothing",
-               "validation_steps", "jit_compile", "seed", "init_from", "variant",
+               "validation_steps", "xla", "precision", "seed", "init_from", "variant",
                "batchnorm_only", "two_step", "recalibrate_bn", "width", "stage", "teacher")
 
 
@@ -90,6 +96,11 @@ def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:
     recipe = recipes.get_recipe(zoo.model_entry(config.model).recipe)
     c = dataclasses.replace(config)
     c.recipe = dataclasses.asdict(recipe)
+    if c.precision == "auto" and c.strategy == "multi-worker":
+        c.precision = "float32"  # each worker would detect its own hardware: one precision for all
+    c.precision = hardware.resolve_precision(c.precision)
+    if c.xla not in xla.CHOICES:
+        raise ValueError(f"Unknown --xla {c.xla!r}. Choices: {', '.join(xla.CHOICES)}.")
     if c.epochs is None:
         c.epochs = recipe.epochs
     if c.batch_size is None:
@@ -143,14 +154,56 @@ def package_versions() -> dict:
 
 
 def build_model(config: TrainConfig) -> tf.keras.Model:
+    """``config``'s model, its layers computing in ``config.precision``."""
     width = {} if config.width is None else {"filters": config.width}
-    model = zoo.get_model(config.model, input_shape=tuple(config.input_shape),
-                          num_classes=config.num_classes, weights=None, **width)
-    model = variant(model, config.variant)
+    with hardware.precision_scope(config.precision):
+        model = zoo.get_model(config.model, input_shape=tuple(config.input_shape),
+                              num_classes=config.num_classes, weights=None, **width)
+        model = variant(model, config.variant)
     if config.batchnorm_only:
         for layer in model.layers:
             layer.trainable = isinstance(layer, tf.keras.layers.BatchNormalization)
     return model
+
+
+def float32_copy(model: tf.keras.Model) -> tf.keras.Model:
+    """``model`` with float32 layers (its weights and layer configurations,
+    constraints' state included): what a mixed-precision run saves."""
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+
+    def float32(config):  # quantizers are layers too: their policies sit inside
+        if isinstance(config, dict):
+            if config.get("class_name") == "Policy":
+                return "float32"
+            return {key: float32(value) for key, value in config.items()}
+        return [float32(value) for value in config] if isinstance(config, list) else config
+
+    def clone(layer):
+        return layer.__class__.from_config(float32(layer.get_config()))
+
+    copy = tf.keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    copy._name = model.name
+    return copy
+
+
+def use_xla(config: TrainConfig) -> Tuple[bool, str]:
+    """Whether ``config``'s training step compiles with XLA, and why (training.xla)."""
+    if config.xla != "auto":
+        return xla.choose(config.xla, "", None, config.batch_size)
+    if config.strategy != "default":
+        return False, "auto: distributed runs are not probed"
+
+    def compiled(jit: bool) -> tf.keras.Model:
+        probe = dataclasses.replace(config, xla="on" if jit else "off")
+        model = build_model(probe)
+        compile_model(model, probe)
+        return model
+
+    key = xla.probe_key(config.model, config.width, config.input_shape, config.batch_size,
+                        hardware.resolve_precision(config.precision))
+    return xla.choose(config.xla, key, compiled, config.batch_size)
 
 
 def compile_model(model: tf.keras.Model, config: TrainConfig) -> None:
@@ -171,11 +224,13 @@ def compile_model(model: tf.keras.Model, config: TrainConfig) -> None:
         weight_decay=decoupled,
         no_decay=no_decay,
     )
+    if hardware.resolve_precision(config.precision) == "float16":
+        optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
     model.compile(
         optimizer=optimizer,
         loss=recipes.make_loss(config.label_smoothing),
         metrics=recipes.make_metrics(),
-        jit_compile=config.jit_compile,
+        jit_compile=use_xla(config)[0],
     )
     optimizer.build(model.trainable_variables)
 
@@ -242,7 +297,10 @@ def prepare_run(config: TrainConfig, output: Optional[Path], resume: bool) -> Tu
     """
     if resume:
         run_dir = runs.resolve_run(output)
-        stored = runs.read_config(run_dir)
+        try:
+            stored = dataclasses.asdict(config_from_dict(runs.read_config(run_dir)))
+        except (TypeError, ValueError) as err:
+            raise runs.RunError(f"{run_dir / runs.CONFIG} is not a run configuration: {err}") from None
         defaults = TrainConfig(model=config.model)
         # A stage's stored options are the stage's (training.stages.single_stage
         # scales the last stage's rate, clears two_step): not the ones typed.
@@ -282,12 +340,22 @@ def train(config: TrainConfig, output: Optional[Path] = None, resume: bool = Fal
     data = datasets.load(config.dataset, config.data_dir)
     if not resume:
         config = resolve(config, data)
+        config = choose_speed(config)
     from . import stages  # it calls back into this module
 
     with strategy.scope():
         if config.stage is None and stages.kind(config):
             return stages.train_stages(config, data, run_dir, resume, verbose)
         return train_run(config, data, run_dir, resume, verbose)
+
+
+def choose_speed(config: TrainConfig) -> TrainConfig:
+    """``config`` with XLA decided (``training.xla``); says the precision and XLA once."""
+    jit, why = use_xla(config)
+    tf.keras.backend.clear_session()  # the probe's models: names and memory
+    machine = ", ".join(hardware.native_bf16()) or "no native bf16"
+    print(f"Precision {config.precision} ({machine}); XLA {'on' if jit else 'off'} ({why}).")
+    return dataclasses.replace(config, xla="on" if jit else "off")
 
 
 def _train_as_worker(config: TrainConfig, output: Optional[Path], resume: bool,
@@ -306,6 +374,7 @@ def _train_as_worker(config: TrainConfig, output: Optional[Path], resume: bool,
         data = datasets.load(config.dataset, config.data_dir)
         if not resume:
             config = resolve(config, data)
+            config = choose_speed(config)
         from . import stages
 
         with strategy.scope():
@@ -391,7 +460,7 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, resume
             verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
         )
     with atomic.atomic_path(run_dir / runs.MODEL) as tmp:
-        trained_part(model).save(tmp, include_optimizer=False, save_format="h5")
+        float32_copy(trained_part(model)).save(tmp, include_optimizer=False, save_format="h5")
     return run_dir
 
 
@@ -409,7 +478,8 @@ def load_trained_model(run_dir: Path) -> tf.keras.Model:
     run_dir = Path(run_dir)
     if (run_dir / runs.MODEL).is_file():
         return load_model_file(run_dir / runs.MODEL)
-    model = build_model(config_from_dict(runs.read_config(run_dir)))
+    config = config_from_dict(runs.read_config(run_dir))
+    model = build_model(dataclasses.replace(config, precision="float32"))
     status = restore_checkpoint(tf.train.Checkpoint(model=model), run_dir)
     if status is None:
         raise runs.RunError(f"{run_dir} has neither {runs.MODEL} nor a checkpoint yet.")

@@ -24,9 +24,10 @@ gradient mask 1{|W| <= 1} never starves a weight for good.
 
 from typing import Optional, Sequence
 
-import larq as lq
 import tensorflow as tf
 from larq_zoo.core import utils as lqz_utils
+
+from bnnzoo.quantizers.border_corrected_conv import BorderCorrectedQuantConv2D
 
 from .registry import register_model
 
@@ -133,7 +134,7 @@ class BiRealNetFactory:
 
     def binary_conv(self, x, filters: int, kernel_size: int, strides: int = 1):
         """sign(x) (*) (alpha_c sign(W)), 'same' borders padded with ``pad_values``."""
-        return lq.layers.QuantConv2D(
+        return BorderCorrectedQuantConv2D(
             filters, kernel_size, strides=strides, padding="same", pad_values=self.pad_values,
             input_quantizer=self.input_quantizer,
             kernel_quantizer=self.kernel_quantizer,

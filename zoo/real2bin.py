@@ -41,9 +41,10 @@ weights (65.01 % top-1) into the zero-padded variant they were trained with.
 
 from typing import Optional, Sequence
 
-import larq as lq
 import tensorflow as tf
 from larq_zoo.core import utils as lqz_utils
+
+from bnnzoo.quantizers.border_corrected_conv import BorderCorrectedQuantConv2D
 
 from .bireal import set_input, uses_small_image_stem
 from .registry import register_model
@@ -163,7 +164,7 @@ class Real2BinFactory:
         filters = x.shape[-1] * (2 if downsample else 1)
         shortcut = self.shortcut(x, filters, name)
         conv_input = self.batch_norm(x, f"{name}_batch_norm")
-        x = lq.layers.QuantConv2D(
+        x = BorderCorrectedQuantConv2D(
             filters, 3, strides=2 if downsample else 1, padding="same",
             pad_values=self.pad_values, input_quantizer=self.input_quantizer,
             kernel_quantizer=self.kernel_quantizer, kernel_constraint=self.kernel_constraint,
