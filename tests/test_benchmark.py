@@ -412,7 +412,7 @@ def test_ssh_command_lists(tmp_path):
 def tiny_flatbuffer(tmp_path_factory):
     """A real LCE flatbuffer: binary conv, batch norm, pooling, dense."""
     import larq as lq
-    import larq_compute_engine as lce
+    from bnnzoo.export import export_flatbuffer
     import tensorflow as tf
 
     x = tf.keras.Input((8, 8, 3))
@@ -430,7 +430,7 @@ def tiny_flatbuffer(tmp_path_factory):
     y = tf.keras.layers.GlobalAveragePooling2D()(y)
     y = tf.keras.layers.Dense(4)(y)
     path = tmp_path_factory.mktemp("model") / "tiny.tflite"
-    path.write_bytes(lce.convert_keras_model(tf.keras.Model(x, y)))
+    path.write_bytes(export_flatbuffer(tf.keras.Model(x, y)))
     return path
 
 

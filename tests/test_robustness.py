@@ -116,12 +116,12 @@ def run_copy(tiny_run, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_files(tmp_path_factory):
     """A small binary Keras model file and its LCE flatbuffer."""
-    import larq_compute_engine as lce
+    from bnnzoo.export import export_flatbuffer
 
     folder = tmp_path_factory.mktemp("tiny-files")
     model = tiny_bnn(side=8)
     model.save(folder / "tiny.h5")
-    (folder / "tiny.tflite").write_bytes(lce.convert_keras_model(model))
+    (folder / "tiny.tflite").write_bytes(export_flatbuffer(model))
     return folder / "tiny.h5", folder / "tiny.tflite"
 
 
