@@ -3,6 +3,7 @@
 | script | measures | results file |
 | --- | --- | --- |
 | ``training_throughput.py`` | training images/s against larq-zoo's BiRealNet + ``model.fit``, precision/XLA ablation, binary nets vs their twin | ``training_throughput.json`` |
+| ``startup_time.py`` | a run's first steps (their traces) and an export's conversion, bnnzoo's path against TensorFlow's and LCE's defaults | ``startup_time.json`` |
 | ``export_size_latency.py`` | flatbuffer size and host latency against larq-zoo's BiRealNet | ``export_size_latency.json`` |
 | ``family_export.py`` (x3) | every Bi-Real, SiMaN and Real-to-Binary net trained briefly and exported bitpacked | ``family_export.json``, ``siman_export.json``, ``real2bin_export.json`` |
 | ``accuracy.py`` | test top-1 of every method, Keras and flatbuffer, size, latency, training time | ``accuracy_DATASET.json`` |
@@ -30,6 +31,8 @@ RESULTS = HERE / "results"
 BENCHMARKS = {
     "training_throughput": ("training_throughput.py", "training_throughput.json", [],
                             ["--quick"]),
+    "startup_time": ("startup_time.py", "startup_time.json", [],
+                     ["--models", "bireal18", "--repeats", "1", "--input-size", "14"]),
     "export_size_latency": ("export_size_latency.py", "export_size_latency.json", [],
                             ["--runs", "2", "--repeats", "1"]),
     "family_bireal": ("family_export.py", "family_export.json", ["--family", "bireal"],

@@ -19,14 +19,14 @@ def _script(name, *args, timeout=900):
 def test_one_command_plans_every_benchmark_and_quick_never_touches_committed_results(tmp_path):
     full = _script("run_all.py", "--dry-run").stdout.splitlines()
     quick = _script("run_all.py", "--dry-run", "--quick").stdout.splitlines()
-    scripts = ["training_throughput.py", "export_size_latency.py", "family_export.py",
-               "family_export.py", "family_export.py", "accuracy.py"]
+    scripts = ["training_throughput.py", "startup_time.py", "export_size_latency.py",
+               "family_export.py", "family_export.py", "family_export.py", "accuracy.py"]
     for plan in (full, quick):
         assert [Path(line.split()[1]).name for line in plan] == scripts
     results = BENCHMARKS / "results"
     assert all(f"--output {results}/" in line for line in full)
     assert all(f"--output {results / 'quick'}/" in line for line in quick)
-    assert "--family siman" in full[3] and "--family real2bin" in full[4]
+    assert "--family siman" in full[4] and "--family real2bin" in full[5]
     assert quick[-1].split()[2] == "--quick"
     elsewhere = _script("run_all.py", "--dry-run", "--quick", "--only", "accuracy",
                         "--output-dir", tmp_path).stdout.split()
@@ -96,3 +96,19 @@ def test_readme_training_speed_tables_are_the_committed_results_file(monkeypatch
     assert f"`{result['command']}`" in readme and result["date"] in readme
     assert result["machine"]["cpu"] in readme
     assert {r["input_shape"][0] for r in result["vs_larq_zoo"]} == {72, 224}
+
+
+def test_readme_startup_table_is_the_committed_results_file(monkeypatch):
+    """README's start-up table renders benchmarks/startup_time.py's file; the
+    conversions it timed made byte-identical flatbuffers."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import startup_time
+
+    result = json.loads((BENCHMARKS / "results" / "startup_time.json").read_text())
+    readme = (REPO / "README.md").read_text()
+    assert startup_time.markdown_table(result) in readme
+    assert f"`{result['command']}`" in readme and result["date"] in readme
+    assert result["machine"]["cpu"] in readme
+    assert all(row["byte_identical"] for row in result["conversion"])
+    assert all(row["start_speedup"] > 1 for row in result["tracing"])
+

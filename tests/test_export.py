@@ -115,6 +115,37 @@ def test_failed_parity_fails_the_export(tiny):
         export.check_report(report, min_agreement=0.99)
 
 
+@pytest.mark.parametrize("target", ["arm64", "xcore"])
+def test_the_flatbuffer_is_byte_identical_to_lces_own_keras_conversion(tiny, target):
+    """export.convert saves only the inference function (no per-layer traces);
+    what LCE's ``convert_keras_model`` makes of the whole Keras SavedModel is
+    the same flatbuffer, signature and tensor names included."""
+    import larq_compute_engine as lce
+
+    model, buf = tiny
+    lce_target = export.TARGETS[target]
+    ours = buf if target == "arm64" else export.export_flatbuffer(model, target)
+    assert ours == lce.convert_keras_model(model, target=lce_target)
+    inp = tf.keras.Input((8, 8, 1), name="pixels")  # two named outputs
+    mid = lq.layers.QuantConv2D(4, 3, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+                                use_bias=False)(tf.keras.layers.Conv2D(4, 3)(inp))
+    flat = tf.keras.layers.Flatten()(mid)
+    two = tf.keras.Model(inp, [tf.keras.layers.Dense(3, name="first")(flat),
+                               tf.keras.layers.Dense(2, name="second")(flat)])
+    assert export.export_flatbuffer(two, target) == lce.convert_keras_model(two, target=lce_target)
+
+
+def test_a_mixed_precision_model_is_refused_by_name():
+    tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        inp = tf.keras.Input((4, 4, 1))
+        model = tf.keras.Model(inp, tf.keras.layers.Dense(2)(inp), name="half")
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")
+    with pytest.raises(export.ConversionError, match="half computes in mixed_bfloat16"):
+        export.export_flatbuffer(model)
+
+
 def test_int8_io_is_refused_for_a_float_model(tiny):
     model, _ = tiny
     with pytest.raises(ValueError, match="int8 quantization statistics"):

@@ -32,3 +32,24 @@ def test_tensorflow_start_up_noise_is_silenced_unless_verbose(tmp_path):
     assert quiet.stderr.strip() == ""
     assert "external/local_" in loud.stderr or "tensorflow" in loud.stderr.lower()
     assert quiet.stdout == loud.stdout
+
+
+def test_autograph_leaves_tf_keras_alone_and_still_converts_larq_layers():
+    """bnnzoo.tracing: tf-keras's engine is traced as plain graph code (as
+    TensorFlow does for ``keras``), while a layer written outside Keras keeps
+    AutoGraph's conversion of its ``call``."""
+    import larq as lq
+    import tf_keras
+    from tensorflow.python.autograph.core import config
+    from tensorflow.python.autograph.impl import conversion
+
+    import bnnzoo
+    from bnnzoo import tracing
+
+    assert conversion.is_allowlisted(tf_keras.Model.train_step)
+    assert conversion.is_allowlisted(tf_keras.layers.Conv2D.call)
+    assert not conversion.is_allowlisted(lq.layers.QuantConv2D.call)
+    assert not conversion.is_allowlisted(bnnzoo.quantizers.BorderCorrectedQuantConv2D.call)
+    rules = len(config.CONVERSION_RULES)
+    tracing.keep_autograph_out_of_tf_keras()  # idempotent
+    assert len(config.CONVERSION_RULES) == rules

@@ -122,17 +122,27 @@ def test_the_run_records_and_says_its_precision_and_xla(trained):
 
 @requires_fashion_mnist
 def test_a_bfloat16_run_reaches_the_float32_runs_accuracy_on_real_data(runs_dir):
-    """The same run (seed, data, steps) in both precisions, through the training
-    API; only the rounding differs."""
-    top1 = {}
-    for precision in ("float32", "bfloat16"):
-        config = TrainConfig(model="bireal18", dataset="fashion_mnist", width=16, input_size=14,
-                             epochs=2, steps_per_epoch=60, batch_size=32, learning_rate=2e-3,
-                             validation_steps=2, xla="off", precision=precision)
-        run_dir = train(config, output=runs_dir / precision, verbose=0)
-        assert json.loads((run_dir / "config.json").read_text())["precision"] == precision
-        top1[precision] = evaluate(run_dir, limit=2500)["top1"]
-    assert min(top1.values()) > 0.5, top1
-    # 3 points is about three times the sampling noise of 2,500 images at 70 %
-    # (0.9 point).
-    assert abs(top1["bfloat16"] - top1["float32"]) <= 0.03, top1
+    """The same runs (seeds, data, steps) in both precisions, through the
+    training API; only the rounding differs.
+
+    "Within noise" is judged on the mean of two seeds per precision: two runs
+    of this size that differ only in seed (or in nothing: CPU training is not
+    bit-reproducible) land ~1-1.5 points apart on 2,500 test images (measured:
+    65.1, 64.6, 66.1 % for float32), so one bfloat16 run against one float32
+    run differs by more than 3 points several times in a hundred (2026-12-02,
+    62.6 against 66.1 %). The difference of two-run means has a standard
+    deviation of ~1.2 points; 4 points is over 3 of them, while a bfloat16
+    path that breaks training lands near chance (10 %)."""
+    top1 = {"float32": [], "bfloat16": []}
+    for seed in (0, 1):
+        for precision in top1:
+            config = TrainConfig(model="bireal18", dataset="fashion_mnist", width=16,
+                                 input_size=14, epochs=1, steps_per_epoch=120, batch_size=32,
+                                 learning_rate=2e-3, validation_steps=2, xla="off",
+                                 precision=precision, seed=seed)
+            run_dir = train(config, output=runs_dir / f"{precision}-{seed}", verbose=0)
+            assert json.loads((run_dir / "config.json").read_text())["precision"] == precision
+            top1[precision].append(evaluate(run_dir, limit=2500)["top1"])
+    assert min(min(runs) for runs in top1.values()) > 0.5, top1
+    mean = {precision: sum(runs) / len(runs) for precision, runs in top1.items()}
+    assert abs(mean["bfloat16"] - mean["float32"]) <= 0.04, top1
