@@ -65,8 +65,11 @@ def child_tracing(model_name: str, side: str, size: int, batch: int) -> dict:
 def child_conversion(model_name: str, side: str, size: int, batch: int) -> dict:
     import larq_compute_engine as lce
 
+    import tensorflow as tf
+
     from bnnzoo import zoo
     from bnnzoo.export import export_flatbuffer
+    tf.keras.utils.set_random_seed(0)  # the same weights in every process: comparable bytes
     model = zoo.get_model(model_name, input_shape=(size, size, 1), num_classes=10, weights=None)
     start = time.perf_counter()
     buf = export_flatbuffer(model) if side == "bnnzoo" else lce.convert_keras_model(model)

@@ -1,4 +1,7 @@
+import fcntl
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,15 +45,47 @@ def run_cli(runs, *args, timeout=900):
                           timeout=timeout)
 
 
+def session_folder(tmp_path_factory) -> Path:
+    """A folder every pytest-xdist worker of this session shares (README's test
+    command runs two; without xdist, the session's own folder)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
-    """bireal18 trained through the CLI on real Fashion-MNIST (shared by training and export tests)."""
+    """bireal18 trained through the CLI on real Fashion-MNIST (shared by training and export
+    tests, trained once per session: the first worker to need it trains, the others wait)."""
     if not FASHION_MNIST.is_dir() and not os.environ.get("CI"):
         pytest.skip("real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
-    runs = tmp_path_factory.mktemp("runs")
+    shared = session_folder(tmp_path_factory)
+    runs = shared / "trained-runs"
     run_dir = runs / "fmnist"
-    result = run_cli(runs, "train", "bireal18", "--dataset", "fashion_mnist", "--epochs", "2",
-                     "--steps-per-epoch", "60", "--learning-rate", "2e-3", "--output", run_dir,
-                     "--no-xla", *QUICK)
-    assert result.returncode == 0, result.stderr
-    return runs, run_dir, result
+    with open(shared / "trained.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        output = shared / "trained-output.json"
+        if not output.is_file():
+            shutil.rmtree(runs, ignore_errors=True)  # a failed attempt's leftovers
+            result = run_cli(runs, "train", "bireal18", "--dataset", "fashion_mnist", "--epochs",
+                             "2", "--steps-per-epoch", "60", "--learning-rate", "2e-3", "--output",
+                             run_dir, "--no-xla", *QUICK)
+            assert result.returncode == 0, result.stderr
+            output.write_text(json.dumps({"stdout": result.stdout, "stderr": result.stderr}))
+        said = json.loads(output.read_text())
+    return runs, run_dir, subprocess.CompletedProcess([], 0, said["stdout"], said["stderr"])
+
+
+# The longest files first, so that the two workers of README's test command
+# (pytest-xdist, one file per worker at a time) finish together.
+LONGEST_FIRST = ["test_real2bin.py", "test_training_algorithm.py", "test_export_cli.py",
+                 "test_siman_nets.py", "test_precision_and_xla.py", "test_training.py",
+                 "test_distributed.py", "test_robustness.py", "test_family.py",
+                 "test_benchmark_scripts.py"]
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file keeps its own order
