@@ -73,19 +73,3 @@ def trained(tmp_path_factory):
             output.write_text(json.dumps({"stdout": result.stdout, "stderr": result.stderr}))
         said = json.loads(output.read_text())
     return runs, run_dir, subprocess.CompletedProcess([], 0, said["stdout"], said["stderr"])
-
-
-# The longest files first, so that the two workers of README's test command
-# (pytest-xdist, one file per worker at a time) finish together.
-LONGEST_FIRST = ["test_real2bin.py", "test_training_algorithm.py", "test_export_cli.py",
-                 "test_siman_nets.py", "test_precision_and_xla.py", "test_training.py",
-                 "test_distributed.py", "test_robustness.py", "test_family.py",
-                 "test_benchmark_scripts.py"]
-
-
-def pytest_collection_modifyitems(items):
-    def rank(item):
-        name = item.path.name
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
-
-    items.sort(key=rank)  # stable: each file keeps its own order
