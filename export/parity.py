@@ -34,10 +34,15 @@ import numpy as np
 import tensorflow as tf
 
 
-def interpreter(buf: bytes, num_threads: int = 2):
-    """LCE's interpreter for ``buf``; ``ValueError`` if it cannot run it."""
+def interpreter(buf: bytes, num_threads: int = 2, *, use_indirect_bgemm: bool = True):
+    """LCE's interpreter for ``buf``; ``ValueError`` if it cannot run it.
+
+    ``use_indirect_bgemm=False`` keeps LCE's default binary-convolution kernel
+    instead of the indirect-BGEMM one (the host benchmark times that default).
+    """
     try:
-        return lce.testing.Interpreter(buf, num_threads=num_threads, use_indirect_bgemm=True)
+        return lce.testing.Interpreter(buf, num_threads=num_threads,
+                                       use_indirect_bgemm=use_indirect_bgemm)
     except RuntimeError as err:  # e.g. an operator LCE's runtime does not have
         raise ValueError(f"LCE's interpreter cannot run this flatbuffer: {err}") from None
 
