@@ -122,7 +122,8 @@ def measure(name: str, args, folder: Path, runs: dict) -> dict:
 
 
 def markdown_table(result: dict) -> str:
-    """The README's table of a results file (a test holds the README to it)."""
+    """docs/measurements.md's table of a results file (a test holds
+    docs/measurements.md to it)."""
     lines = ["| method | model | Keras top-1 | flatbuffer top-1 (LCE) | difference | "
              "flatbuffer size | host latency | training |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]

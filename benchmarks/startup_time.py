@@ -115,7 +115,8 @@ def measure(kind: str, model: str, size: int, batch: int, repeats: int) -> dict:
 
 
 def markdown_table(result: dict) -> str:
-    """The README's table of a results file (a test holds the README to it)."""
+    """docs/measurements.md's table of a results file (a test holds
+    docs/measurements.md to it)."""
     start = ("build_s", "first_train_step_s", "first_test_step_s")
     lines = ["| model, input, batch | build + first training and validation step: "
              "TensorFlow's default | bnnzoo | speedup | conversion: LCE's `convert_keras_model` "

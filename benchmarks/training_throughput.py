@@ -160,7 +160,8 @@ def binary_overhead(data, args, precision):
 
 
 def markdown_table(result: dict) -> str:
-    """The README's tables of a results file (a test holds the README to it)."""
+    """docs/measurements.md's tables of a results file (a test holds
+    docs/measurements.md to it)."""
     lines = ["| input, batch | bnnzoo `bireal18` (default path) | larq-zoo `BiRealNet` + `fit` | "
              "ratio | target |", "| --- | --- | ---: | ---: | --- |"]
     for r in result["vs_larq_zoo"]:

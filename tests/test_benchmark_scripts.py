@@ -72,43 +72,43 @@ def test_accuracy_rows_on_real_data_keras_against_flatbuffer(tmp_path):
         abs(r["top1_difference_points"]) for r in table["rows"])
 
 
-def test_readme_accuracy_table_is_the_committed_results_file(monkeypatch):
-    """README's results table is the rendering of the file the benchmark wrote."""
+def test_measurements_accuracy_table_is_the_committed_results_file(monkeypatch):
+    """docs/measurements.md's results table is the rendering of the file the benchmark wrote."""
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     import accuracy
 
     result = json.loads((BENCHMARKS / "results" / "accuracy_fashion_mnist.json").read_text())
-    readme = (REPO / "README.md").read_text()
-    assert accuracy.markdown_table(result) in readme
-    assert f"`{result['command']}`" in readme and result["date"] in readme
+    measurements = (REPO / "docs" / "measurements.md").read_text()
+    assert accuracy.markdown_table(result) in measurements
+    assert f"`{result['command']}`" in measurements and result["date"] in measurements
     assert len(result["rows"]) == 5 and all(r["test_images"] == 10_000 for r in result["rows"])
 
 
-def test_readme_training_speed_tables_are_the_committed_results_file(monkeypatch):
-    """README's training-speed tables render the file the benchmark wrote, with
+def test_measurements_training_speed_tables_are_the_committed_results_file(monkeypatch):
+    """docs/measurements.md's training-speed tables render the file the benchmark wrote, with
     its command, date and machine."""
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     import training_throughput
 
     result = json.loads((BENCHMARKS / "results" / "training_throughput.json").read_text())
-    readme = (REPO / "README.md").read_text()
-    assert training_throughput.markdown_table(result) in readme
-    assert f"`{result['command']}`" in readme and result["date"] in readme
-    assert result["machine"]["cpu"] in readme
+    measurements = (REPO / "docs" / "measurements.md").read_text()
+    assert training_throughput.markdown_table(result) in measurements
+    assert f"`{result['command']}`" in measurements and result["date"] in measurements
+    assert result["machine"]["cpu"] in measurements
     assert {r["input_shape"][0] for r in result["vs_larq_zoo"]} == {72, 224}
 
 
-def test_readme_startup_table_is_the_committed_results_file(monkeypatch):
-    """README's start-up table renders benchmarks/startup_time.py's file; the
+def test_measurements_startup_table_is_the_committed_results_file(monkeypatch):
+    """docs/measurements.md's start-up table renders benchmarks/startup_time.py's file; the
     conversions it timed made byte-identical flatbuffers."""
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     import startup_time
 
     result = json.loads((BENCHMARKS / "results" / "startup_time.json").read_text())
-    readme = (REPO / "README.md").read_text()
-    assert startup_time.markdown_table(result) in readme
-    assert f"`{result['command']}`" in readme and result["date"] in readme
-    assert result["machine"]["cpu"] in readme
+    measurements = (REPO / "docs" / "measurements.md").read_text()
+    assert startup_time.markdown_table(result) in measurements
+    assert f"`{result['command']}`" in measurements and result["date"] in measurements
+    assert result["machine"]["cpu"] in measurements
     assert all(row["byte_identical"] for row in result["conversion"])
     assert all(row["start_speedup"] > 1 for row in result["tracing"])
 
