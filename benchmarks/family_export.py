@@ -58,14 +58,16 @@ RESULTS = Path(__file__).parent / "results"
 OUTPUT = {"bireal": "family_export.json", "siman": "siman_export.json",
           "real2bin": "real2bin_export.json"}
 BIREAL = ["bireal18", "bireal34", "bireal50", "bireal101", "bireal152", "xnor_resnet18"]
+TWINS = {zoo.model_entry(name).twin for name in BIREAL} - {None}
 FAMILIES = {
-    "bireal": BIREAL + [zoo.TWINS[name] for name in BIREAL if name in zoo.TWINS],
+    "bireal": BIREAL + [zoo.model_entry(name).twin for name in BIREAL
+                        if zoo.model_entry(name).twin],
     "siman": ["siman_resnet18", "siman_resnet34", "siman_resnet20", "siman_resnet18_cifar",
               "siman_vgg_small"],
     "real2bin": ["real2bin", "real2bin_baseline"],
 }
 BINARY = [name for names in FAMILIES.values() for name in names
-          if name not in zoo.TWINS.values()]
+          if name not in TWINS]
 
 
 def mac_split(model: tf.keras.Model) -> dict:

@@ -10,7 +10,9 @@ are read directly: Fashion-MNIST / MNIST IDX files, CIFAR-10's python batches,
 and image folders (``ROOT/train/<class>/*``, ``ROOT/test|val/<class>/*``).
 """
 
-import bnnzoo  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import bnnzoo  # (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+bnnzoo.one_import_path(__name__)
 
 from .sources import Dataset, DatasetNotFound, load
 from .preprocessing import pipeline

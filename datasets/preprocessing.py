@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 from larq_zoo.training.data import MEAN_RGB, STDDEV_RGB
 
-from bnnzoo.zoo.bireal import SMALL_IMAGE_MAX_SIDE  # the same boundary as the stems
+from bnnzoo.zoo.core import uses_small_image_stem  # the same boundary as the stems
 
 from .sources import Dataset
 
@@ -77,7 +77,7 @@ def pad_and_crop(image: tf.Tensor, size: int) -> tf.Tensor:
 def preprocess(image, *, size: int, channels: int, training: bool, flip: bool):
     """One decoded image (H, W, C) -> a normalised float image (size, size, channels)."""
     image = match_channels(tf.cast(image, tf.float32), channels)
-    if size > SMALL_IMAGE_MAX_SIDE:
+    if not uses_small_image_stem((size, size)):
         image = random_resized_crop(image, size) if training else resize_and_centre_crop(image, size)
     else:
         if image.shape[0] != size or image.shape[1] != size:

@@ -6,7 +6,9 @@ their accuracy, and benchmarks on the host and on devices.
 >>> export.evaluate_flatbuffer(path)["top1"]
 """
 
-import bnnzoo  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import bnnzoo  # (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+bnnzoo.one_import_path(__name__)
 
 from .convert import TARGETS, ConversionError, export_flatbuffer
 from .flatbuffer import FlatbufferError, operator_histogram, operators

@@ -5,7 +5,9 @@ larq layer (``input_quantizer="bireal_approx_sign"``) and survives
 ``model.save`` / ``load_model``.
 """
 
-import bnnzoo  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import bnnzoo  # (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+bnnzoo.one_import_path(__name__)
 
 from .border_corrected_conv import BorderCorrectedQuantConv2D
 from .bireal import (BiRealApproxSign, BiRealHardTanh, BiRealMagnitudeAwareSign, hard_tanh,

@@ -123,11 +123,6 @@ def test_no_imagenet_weights_beyond_bireal18():
         zoo.get_model("bireal34", weights="imagenet")
 
 
-def test_papers_figures_in_docstrings():
-    assert "62.2" in zoo.bireal34.__doc__ and "62.6" in zoo.bireal50.__doc__
-    assert "64.5" in zoo.bireal152.__doc__ and "bireal50" in zoo.resnet50.__doc__
-
-
 def test_xnor_baseline_has_two_convs_per_shortcut_and_plain_sign():
     model = small("xnor_resnet18")
     layers = binary_layers(model)

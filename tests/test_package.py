@@ -53,3 +53,33 @@ def test_autograph_leaves_tf_keras_alone_and_still_converts_larq_layers():
     rules = len(config.CONVERSION_RULES)
     tracing.keep_autograph_out_of_tf_keras()  # idempotent
     assert len(config.CONVERSION_RULES) == rules
+
+
+def test_one_import_path_from_the_repository_root_and_elsewhere(tmp_path):
+    """From the repository root (where ``zoo/``, ``export/``, ... are folders
+    on ``sys.path``) and from anywhere else, the registry and the Keras
+    classes are the installed ``bnnzoo.*`` ones; ``import zoo`` is refused with
+    the name to use instead of loading a second registry."""
+    code = ("from bnnzoo import zoo; import tensorflow as tf; "
+            "print(zoo.registry.__file__); print(zoo.model_entry('bireal18').build.__module__); "
+            "print(tf.keras.utils.get_registered_object('bnnzoo>AttentionPoint').__module__); "
+            "print(len(zoo.list_models()))")
+    seen = []
+    for cwd in (REPO, tmp_path):
+        out = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True,
+                             text=True, timeout=300, cwd=cwd)
+        assert out.returncode == 0, out.stderr
+        seen.append(out.stdout.split())
+    assert seen[0] == seen[1]
+    registry, module, keras_class, count = seen[0]
+    assert module == "bnnzoo.zoo.bireal" and keras_class == "bnnzoo.zoo.core" and int(count) > 10
+    folders = ["zoo", "export", "training", "quantizers", "datasets"]
+    code = ("for folder in %r:\n"
+            "    try:\n        __import__(folder)\n"
+            "    except ImportError as err:\n        print(err)" % folders)
+    out = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True,
+                         text=True, timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    refusals = out.stdout.strip().splitlines()
+    assert [line.split("'")[1] for line in refusals] == folders
+    assert all(f"as 'bnnzoo.{folder}'" in line for folder, line in zip(folders, refusals))

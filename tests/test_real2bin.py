@@ -15,11 +15,12 @@ from larq_zoo.training.knowledge_distillation.knowledge_distillation import (
 from bnnzoo import export, zoo
 from bnnzoo.export import flatbuffer
 from bnnzoo.training import recipes, stages
-from bnnzoo.training.distill import TeacherStudent, attention_points
+from bnnzoo.training.distill import TeacherStudent
 from bnnzoo.training.initialise import initialise_from
 from bnnzoo.training.train import TrainConfig, build_model, compile_model, load_model_file, resolve
 from bnnzoo.zoo.binary_layers import binary_operations
-from bnnzoo.zoo.real2bin import Real2BinZeroPadded
+from bnnzoo.zoo.core import AttentionPoint, attention_points
+from bnnzoo.zoo.real2bin import Real2BinFactory
 from bnnzoo.zoo.variants import variant
 from conftest import requires_fashion_mnist, run_cli
 
@@ -32,8 +33,10 @@ def images(n=4, shape=(16, 16, 1), seed=0):
 
 def test_real2bin_is_larq_zoos_real_to_binary_net_weight_for_weight():
     ref = RealToBinaryNet(input_shape=(96, 96, 3), weights=None, num_classes=10)
-    ours = Real2BinZeroPadded(input_shape=(96, 96, 3), input_tensor=None, weights=None,
-                              include_top=True, num_classes=10).build()
+    class ZeroPadded(Real2BinFactory):
+        pad_values = 0.0  # larq-zoo's padding
+
+    ours = ZeroPadded(input_shape=(96, 96, 3), num_classes=10).build()
     assert [l.name.replace("r2b_bnn", "real2bin") for l in ref.layers[1:]] == \
         [l.name for l in ours.layers[1:]]
     ours.set_weights(ref.get_weights())  # same order, same shapes
@@ -193,12 +196,12 @@ def test_losses_against_hand_computed_values():
 
 
 def tiny(name, seed):
-    """Two 'blocks' and a classifier, named as the zoo's nets are."""
+    """Two 'blocks' (each ending in an attention point) and a classifier, named as the zoo's are."""
     inp = tf.keras.Input((4, 4, 2))
     x = tf.keras.layers.Conv2D(3, 3, padding="same", name=f"{name}_c1")(inp)
-    a = tf.keras.layers.Activation("linear", name=f"{name}_block_2_out")(x)
+    a = AttentionPoint(name=f"{name}_block_2_out")(x)
     x = tf.keras.layers.Conv2D(3, 3, strides=2, padding="same", name=f"{name}_c2")(a)
-    b = tf.keras.layers.Activation("linear", name=f"{name}_block_3_out")(x)
+    b = AttentionPoint(name=f"{name}_block_3_out")(x)
     x = tf.keras.layers.Dense(5, name=f"{name}_logits")(tf.keras.layers.Flatten()(b))
     model = tf.keras.Model(inp, tf.keras.layers.Softmax()(x), name=name)
     rng = np.random.default_rng(seed)

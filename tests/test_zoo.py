@@ -1,6 +1,9 @@
 """The registry and bireal18: structure, larq-zoo compatibility, stems, weights."""
 
+import inspect
+
 import larq_zoo
+from larq_zoo.core import utils as lqz_utils
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -8,8 +11,12 @@ import tensorflow as tf
 from bnnzoo import zoo
 from bnnzoo.export import footprint
 from bnnzoo.quantizers import BiRealApproxSign, BiRealMagnitudeAwareSign
+from bnnzoo.training import recipes
 from bnnzoo.zoo import bireal
 from bnnzoo.zoo.binary_layers import binary_layers
+
+#: larq-zoo's keyword-only arguments, and the zoo's width.
+ARGUMENTS = ["input_shape", "input_tensor", "weights", "include_top", "num_classes", "filters"]
 
 
 def test_registry_lists_and_builds_by_name():
@@ -20,10 +27,35 @@ def test_registry_lists_and_builds_by_name():
         zoo.get_model("bireal19")
 
 
-def test_signature_is_larq_zoos_keyword_only():
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_every_registered_model_is_declared_and_built_the_same_way(name):
+    """One way to declare a model (larq-zoo's ``models_test.py`` is the model):
+    a keyword-only function named as registered, its docstring in the source
+    (the paper's figure, every argument, references), a recipe that exists, a
+    registered twin, and the template build's default class count."""
+    entry = zoo.model_entry(name)
+    assert entry.build.__name__ == name and getattr(zoo, name) is entry.build
+    parameters = inspect.signature(entry.build).parameters
+    assert list(parameters) == ARGUMENTS
+    assert all(p.kind is p.KEYWORD_ONLY for p in parameters.values())
+    assert [p.default for p in parameters.values()] == [None, None, None, True, None, None]
     with pytest.raises(TypeError):
-        zoo.bireal18((28, 28, 1))  # positional arguments are refused
-    assert "56.4" in zoo.bireal18.__doc__ and "1808.00278" in zoo.bireal18.__doc__
+        entry.build((16, 16, 3))  # positional arguments are refused
+    doc = inspect.getdoc(entry.build)
+    assert "# Arguments" in doc and "# References" in doc
+    assert all(f"- {argument}:" in doc for argument in ARGUMENTS)
+    if entry.paper_top1 is not None:
+        assert f"{entry.paper_top1} %" in doc
+    recipes.get_recipe(entry.recipe)  # raises for an unknown recipe
+
+    if entry.twin is not None:  # its trained weights initialise this model (test_family)
+        twin = zoo.model_entry(entry.twin)
+        assert f"``{name}``" in inspect.getdoc(twin.build) and twin.twin is None
+    if name.endswith(("101", "152")):
+        return  # the 50's factory with more blocks (test_family): slow to build
+    model = entry.build(input_shape=(16, 16, 3), filters=8)
+    assert model.name == name and len(binary_layers(model)) > 0 or name.startswith("resnet")
+    assert f"num_classes: classes of the classifier; default {model.output_shape[-1]}." in doc
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +95,10 @@ def test_bireal18_matches_larq_zoo_size(imagenet_bireal18):
 def test_zero_padded_bireal18_reproduces_larq_zoo_birealnet_with_its_weights():
     """The layout that lets larq-zoo's published ImageNet weights load into bireal18."""
     theirs = larq_zoo.literature.BiRealNet(weights=None)
-    ours = bireal.BiRealNet18ZeroPadded(
-        input_shape=None, input_tensor=None, weights=None, include_top=True, num_classes=1000
-    ).build()
+    class ZeroPadded(bireal.BiRealNet18):
+        pad_values = 0.0  # larq-zoo's padding, what weights="imagenet" builds
+
+    ours = ZeroPadded().build()
     assert [w.shape for w in ours.weights] == [w.shape for w in theirs.weights]
     ours.set_weights(theirs.get_weights())
     x = np.random.default_rng(0).normal(size=(2, 224, 224, 3)).astype(np.float32)
@@ -91,7 +124,7 @@ def test_default_bireal18_takes_larq_zoo_weights_and_differs_only_at_borders(ima
 
 def test_imagenet_weights_build_the_zero_padded_layout(monkeypatch):
     loaded = {}
-    monkeypatch.setattr(bireal.lqz_utils, "download_pretrained_model",
+    monkeypatch.setattr(lqz_utils, "download_pretrained_model",
                         lambda **kw: loaded.update(kw) or "weights.h5")
     monkeypatch.setattr(tf.keras.Model, "load_weights", lambda self, path: loaded.update(path=path))
     model = zoo.bireal18(weights="imagenet")

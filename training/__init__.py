@@ -1,6 +1,8 @@
 """Training runs: recipes, the training loop with resumable checkpoints, evaluation."""
 
-import bnnzoo  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import bnnzoo  # (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+bnnzoo.one_import_path(__name__)
 
 from .evaluate import evaluate, evaluate_model
 from .recipes import RECIPES, Recipe, get_recipe

@@ -20,23 +20,15 @@ For a batch, with teacher and student seeing the same images:
 
 Both are added to the student's cross-entropy; the teacher is frozen (its
 BatchNorms in inference mode) and gets no gradient. Matched blocks are the
-layers named ``..._block_N_out`` (``zoo.real2bin``), in order; the logits are
+model's attention points (``zoo.core.AttentionPoint``), in order; the logits are
 the input of the final softmax.
 """
-
-import re
-from typing import List
 
 import tensorflow as tf
 from larq_zoo.training.knowledge_distillation.knowledge_distillation import (
     AttentionMatchingLossLayer, OutputDistributionMatchingLossLayer)
 
-_BLOCK_OUT = re.compile(r".*block_\d+_out")
-
-
-def attention_points(model: tf.keras.Model) -> List[tf.Tensor]:
-    """The outputs of ``model``'s blocks (layers named ``..._block_N_out``), in order."""
-    return [layer.output for layer in model.layers if _BLOCK_OUT.fullmatch(layer.name)]
+from bnnzoo.zoo.core import attention_points
 
 
 def logits(model: tf.keras.Model) -> tf.Tensor:

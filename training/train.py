@@ -404,9 +404,10 @@ def prepare_model(config: TrainConfig, run_dir: Path) -> tf.keras.Model:
         source = load_source(Path(config.init_from))
         copied = initialise_from(student, source.model)
         print(f"Initialised {copied} layers from {config.init_from}.")
-        if source.name not in (config.model, zoo.TWINS.get(config.model)):
+        twin = zoo.model_entry(config.model).twin
+        if source.name not in (config.model, twin):
             print(f"Note: {source.name} is not {config.model}'s real-valued twin "
-                  f"({zoo.TWINS.get(config.model, 'none registered')}); the structures match.")
+                  f"({twin or 'none registered'}); the structures match.")
     return model
 
 

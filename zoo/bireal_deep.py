@@ -23,23 +23,6 @@ import tensorflow as tf
 from .bireal import BiRealNetFactory
 from .registry import register_model
 
-_PAPER = "Liu et al., Bi-Real Net, IJCV 2020 (arXiv:1808.00278)"
-_ARGUMENTS = """
-    # Arguments
-    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
-      Inputs of at most 64 px use the small-image stem (3x3 conv, no pooling).
-    - input_tensor: optional Keras tensor to use as the image input.
-    - weights: ``None`` (random) or a weights file (no ImageNet weights are published).
-    - include_top: whether to end with the pooled real-valued classifier.
-    - num_classes: classes of the classifier.
-    - filters: width of the first stage (64); each stage doubles it.
-
-    # References
-    - [Bi-Real Net: Enhancing the Performance of 1-bit CNNs With Improved
-      Representational Capability and Advanced Training
-      Algorithm](https://arxiv.org/abs/1808.00278) (ECCV 2018; IJCV 2020 for 50-152)
-"""
-
 
 class BiRealNet34(BiRealNetFactory):
     """Bi-Real-34: [6, 8, 12, 6] binary 3x3 convolutions per stage."""
@@ -77,59 +60,124 @@ class BiRealNet152(BiRealBottleneckFactory):
     stage_blocks = (3, 8, 36, 3)
 
 
-def build(factory, **kwargs) -> tf.keras.Model:
-    """Build a Bi-Real factory with larq-zoo's keyword arguments."""
-    return factory(**kwargs).build()
+_PAPER = "Liu et al., Bi-Real Net, IJCV 2020 (arXiv:1808.00278)"
 
 
-def builder(factory, doc: str, arguments: str = _ARGUMENTS):
-    """The registry's keyword-only, larq-zoo-style builder of ``factory``
-    (docstring ``doc`` followed by ``arguments``)."""
-
-    def build_model(*, input_shape: Optional[Sequence[Optional[int]]] = None,
-                    input_tensor=None, weights: Optional[str] = None,
-                    include_top: bool = True, num_classes: Optional[int] = None,
-                    filters: Optional[int] = None) -> tf.keras.Model:
-        if num_classes is None:
-            num_classes = factory.default_num_classes
-        return build(factory, input_shape=input_shape, input_tensor=input_tensor,
-                     weights=weights, include_top=include_top, num_classes=num_classes,
-                     filters=filters)
-
-    build_model.__name__ = build_model.__qualname__ = factory.name
-    build_model.__doc__ = doc + arguments
-    return build_model
-
-
-bireal34 = register_model("bireal34", paper=_PAPER, paper_top1=62.2)(builder(BiRealNet34, """\
-Bi-Real Net with 34 layers (32 binary 3x3 convolutions).
+@register_model(paper=_PAPER, paper_top1=62.2, twin="resnet34")
+def bireal34(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
+             weights: Optional[str] = None, include_top: bool = True,
+             num_classes: Optional[int] = None,
+             filters: Optional[int] = None) -> tf.keras.Model:
+    """Bi-Real Net with 34 layers (32 binary 3x3 convolutions).
 
     # ImageNet metrics (paper)
 
     | Top-1 | Top-5 |
     | ----- | ----- |
     | 62.2 % | 83.9 % |
-"""))
-bireal50 = register_model("bireal50", paper=_PAPER, paper_top1=62.6)(builder(BiRealNet50, """\
-Bi-Real Net with 50 layers (16 bottlenecks, 48 binary convolutions).
+
+    # Arguments
+    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
+      Inputs of at most 64 px use the small-image stem (3x3 conv, no pooling).
+    - input_tensor: optional Keras tensor to use as the image input.
+    - weights: ``None`` (random) or a weights file (no ImageNet weights are published).
+    - include_top: whether to end with the pooled real-valued classifier.
+    - num_classes: classes of the classifier; default 1000.
+    - filters: width of the first stage (64); each stage doubles it.
+
+    # References
+    - [Bi-Real Net: Enhancing the Performance of 1-bit CNNs With Improved
+      Representational Capability and Advanced Training
+      Algorithm](https://arxiv.org/abs/1808.00278) (ECCV 2018; IJCV 2020 for 50-152)
+    """
+    return BiRealNet34(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
+                       include_top=include_top, num_classes=num_classes, filters=filters).build()
+
+
+@register_model(paper=_PAPER, paper_top1=62.6, twin="resnet50")
+def bireal50(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
+             weights: Optional[str] = None, include_top: bool = True,
+             num_classes: Optional[int] = None,
+             filters: Optional[int] = None) -> tf.keras.Model:
+    """Bi-Real Net with 50 layers (16 bottlenecks, 48 binary convolutions).
 
     # ImageNet metrics (paper, IJCV 2020)
 
     | Top-1 | Top-5 |
     | ----- | ----- |
     | 62.6 % | 83.9 % |
-"""))
-bireal101 = register_model("bireal101", paper=_PAPER)(builder(BiRealNet101, """\
-Bi-Real Net with 101 layers (33 bottlenecks, 99 binary convolutions).
+
+    # Arguments
+    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
+      Inputs of at most 64 px use the small-image stem (3x3 conv, no pooling).
+    - input_tensor: optional Keras tensor to use as the image input.
+    - weights: ``None`` (random) or a weights file (no ImageNet weights are published).
+    - include_top: whether to end with the pooled real-valued classifier.
+    - num_classes: classes of the classifier; default 1000.
+    - filters: width of the first stage (64); each stage doubles it.
+
+    # References
+    - [Bi-Real Net: Enhancing the Performance of 1-bit CNNs With Improved
+      Representational Capability and Advanced Training
+      Algorithm](https://arxiv.org/abs/1808.00278) (ECCV 2018; IJCV 2020 for 50-152)
+    """
+    return BiRealNet50(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
+                       include_top=include_top, num_classes=num_classes, filters=filters).build()
+
+
+@register_model(paper=_PAPER, twin="resnet101")
+def bireal101(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
+              weights: Optional[str] = None, include_top: bool = True,
+              num_classes: Optional[int] = None,
+              filters: Optional[int] = None) -> tf.keras.Model:
+    """Bi-Real Net with 101 layers (33 bottlenecks, 99 binary convolutions).
 
     The paper reports no 101-layer figure in the table this project follows.
-"""))
-bireal152 = register_model("bireal152", paper=_PAPER, paper_top1=64.5)(builder(BiRealNet152, """\
-Bi-Real Net with 152 layers (50 bottlenecks, 150 binary convolutions).
+
+    # Arguments
+    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
+      Inputs of at most 64 px use the small-image stem (3x3 conv, no pooling).
+    - input_tensor: optional Keras tensor to use as the image input.
+    - weights: ``None`` (random) or a weights file (no ImageNet weights are published).
+    - include_top: whether to end with the pooled real-valued classifier.
+    - num_classes: classes of the classifier; default 1000.
+    - filters: width of the first stage (64); each stage doubles it.
+
+    # References
+    - [Bi-Real Net: Enhancing the Performance of 1-bit CNNs With Improved
+      Representational Capability and Advanced Training
+      Algorithm](https://arxiv.org/abs/1808.00278) (ECCV 2018; IJCV 2020 for 50-152)
+    """
+    return BiRealNet101(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
+                        include_top=include_top, num_classes=num_classes, filters=filters).build()
+
+
+@register_model(paper=_PAPER, paper_top1=64.5, twin="resnet152")
+def bireal152(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
+              weights: Optional[str] = None, include_top: bool = True,
+              num_classes: Optional[int] = None,
+              filters: Optional[int] = None) -> tf.keras.Model:
+    """Bi-Real Net with 152 layers (50 bottlenecks, 150 binary convolutions).
 
     # ImageNet metrics (paper, IJCV 2020)
 
     | Top-1 |
     | ----- |
     | 64.5 % |
-"""))
+
+    # Arguments
+    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
+      Inputs of at most 64 px use the small-image stem (3x3 conv, no pooling).
+    - input_tensor: optional Keras tensor to use as the image input.
+    - weights: ``None`` (random) or a weights file (no ImageNet weights are published).
+    - include_top: whether to end with the pooled real-valued classifier.
+    - num_classes: classes of the classifier; default 1000.
+    - filters: width of the first stage (64); each stage doubles it.
+
+    # References
+    - [Bi-Real Net: Enhancing the Performance of 1-bit CNNs With Improved
+      Representational Capability and Advanced Training
+      Algorithm](https://arxiv.org/abs/1808.00278) (ECCV 2018; IJCV 2020 for 50-152)
+    """
+    return BiRealNet152(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
+                        include_top=include_top, num_classes=num_classes, filters=filters).build()

@@ -7,8 +7,9 @@ ResNet-18 as 8 blocks (``block_2`` ... ``block_9``) of two binary half-blocks:
 
 The shortcut is the identity, or ``AvgPool 2x2 -> real 1x1 conv -> BatchNorm``
 where the block doubles the channels and halves the resolution (blocks 4, 6
-and 8). Each block's output is an identity layer named ``..._block_N_out``:
-the points where attention is matched between teacher and student.
+and 8). Each block's output is an attention point (``zoo.core.AttentionPoint``,
+named ``..._block_N_out`` as in larq-zoo): where attention is matched between
+teacher and student.
 
 * ``real2bin_baseline``, the strong baseline: the scale is a learned constant,
   XNOR-Net++'s \( s_h \, s_w \, s_c \) (one factor per row, column and channel,
@@ -36,7 +37,8 @@ The training stages are the same network with its quantizers switched
 (tanh, real weights), ``binary_activations`` (sign, real weights) and
 ``binary``. At 224 px ``real2bin``'s layers, their order and weights are
 larq-zoo's ``RealToBinaryNet``; ``weights="imagenet"`` loads its published
-weights (65.01 % top-1) into the zero-padded variant they were trained with.
+weights (65.01 % top-1) into the zero-padded variant they were trained with
+(``zoo.core``).
 """
 
 from typing import Optional, Sequence
@@ -46,10 +48,8 @@ from larq_zoo.core import utils as lqz_utils
 
 from bnnzoo.quantizers.border_corrected_conv import BorderCorrectedQuantConv2D
 
-from .bireal import set_input, uses_small_image_stem
+from .core import ModelFactory, uses_small_image_stem
 from .registry import register_model
-
-
 
 @tf.keras.utils.register_keras_serializable(package="bnnzoo")
 class LearnedRescale(tf.keras.layers.Layer):
@@ -82,50 +82,34 @@ class LearnedRescale(tf.keras.layers.Layer):
         return (inputs * self.scale_c) * (self.scale_h * self.scale_w)
 
 
-_PAPER = "Martinez et al., Real-to-Binary Net, ICLR 2020 (arXiv:2003.11535)"
-_IMAGENET_WEIGHTS = {
-    # larq-zoo's release of RealToBinaryNet (r2b v0.1.0): file name and pinned SHA-256.
-    True: ("r2b_weights.h5", "e8fd16ca1ab9810ac3835f24f5c62758a57bc32a615f73aaa50d382d2b9617e1"),
-    False: ("r2b_weights_notop.h5", "4ec47abf1a4da5c65f4908076257e8d5c812673891089a88c9d9e84e949d1dab"),
-}
-
-
-class Real2BinFactory:
+PAPER = "Martinez et al., Real-to-Binary Net, ICLR 2020 (arXiv:2003.11535)"
+class Real2BinFactory(ModelFactory):
     """Builds ``real2bin`` (``gated``) or ``real2bin_baseline``; layer names follow larq-zoo."""
 
     name = "real2bin"
     gated = True
     filters = 64  # width of the stem and the first stage; doubles at blocks 4, 6, 8
+    min_filters = 8  # the gate's C/8 units
     scaling_r = 8
     input_quantizer = "ste_sign"
     kernel_quantizer = "ste_sign"
     kernel_constraint = "weight_clip"
-    pad_values = 1.0
     kernel_initializer = "glorot_normal"
     batch_norm_momentum = 0.99
-    default_input_shape = None  # (224, 224, 3)
-    default_num_classes = 1000
-
-    def __init__(self, *, input_shape, input_tensor, weights, include_top, num_classes,
-                 filters=None):
-        if weights == "imagenet" and not self.gated:
-            raise ValueError(f"There are no published ImageNet weights for {self.name}; "
-                             "use weights=None or a weights file.")
-        if weights == "imagenet" and (filters or 64) != 64:
-            raise ValueError("The ImageNet weights are for width 64 (filters=64).")
-        if filters is not None:
-            least = self.scaling_r if self.gated else 1  # the gate's C/8 units
-            if filters < least:
-                raise ValueError(f"filters must be at least {least}; got {filters}.")
-            self.filters = filters
-        set_input(self, input_shape=input_shape, input_tensor=input_tensor, weights=weights,
-                  include_top=include_top, num_classes=num_classes)
+    imagenet_release = ("r2b", "v0.1.0")
+    imagenet_weights = {
+        True: ("r2b_weights.h5",
+               "e8fd16ca1ab9810ac3835f24f5c62758a57bc32a615f73aaa50d382d2b9617e1"),
+        False: ("r2b_weights_notop.h5",
+                "4ec47abf1a4da5c65f4908076257e8d5c812673891089a88c9d9e84e949d1dab"),
+    }
 
     def batch_norm(self, x, name):
         return tf.keras.layers.BatchNormalization(momentum=self.batch_norm_momentum,
                                                   name=name)(x)
 
-    def stem(self, x, name):
+    def stem(self, x):
+        name = f"{self.name}_block_1"
         small = uses_small_image_stem(x.shape[1:])
         x = tf.keras.layers.Conv2D(
             self.filters, 3 if small else 7, strides=1 if small else 2, padding="same",
@@ -177,66 +161,34 @@ class Real2BinFactory:
             x = LearnedRescale(name=f"{name}_rescale")(x)  # = before the PReLU, see the class
         return tf.keras.layers.Add(name=f"{name}_skip_add")([x, shortcut])
 
-    def build(self) -> tf.keras.Model:
-        prefix = self.name
-        x = self.stem(self.image_input, f"{prefix}_block_1")
+    def body(self, x):
+        """Blocks 2-9, two half-blocks each; each block's output an attention point."""
         for block in range(2, 10):
-            name = f"{prefix}_block_{block}"
+            name = f"{self.name}_block_{block}"
             x = self.half_block(x, block in (4, 6, 8), f"{name}a")
             x = self.half_block(x, False, f"{name}b")
-            x = tf.keras.layers.Activation("linear", name=f"{name}_out")(x)  # attention point
-        if self.include_top:
-            x = lqz_utils.global_pool(x, name=f"{prefix}_block_10_global_pool")
-            x = tf.keras.layers.Dense(self.num_classes, name=f"{prefix}_block_10_logits")(x)
-            x = tf.keras.layers.Softmax(name=f"{prefix}_block_10_probs", dtype="float32")(x)
-        model = tf.keras.Model(inputs=self.image_input, outputs=x, name=self.name)
-        if self.weights == "imagenet":
-            file, sha256 = _IMAGENET_WEIGHTS[self.include_top]
-            model.load_weights(lqz_utils.download_pretrained_model(
-                model="r2b", version="v0.1.0", file=file, file_hash=sha256))
-        elif self.weights is not None:
-            model.load_weights(self.weights)
-        return model
+            x = self.attention_point(x, f"{name}_out")
+        return x
 
-
-class Real2BinZeroPadded(Real2BinFactory):
-    """``real2bin`` padding binary convolutions with 0, exactly as larq-zoo's
-    ``RealToBinaryNet`` (for its published weights)."""
-
-    pad_values = 0.0
+    def head(self, x):
+        x = lqz_utils.global_pool(x, name=f"{self.name}_block_10_global_pool")
+        x = tf.keras.layers.Dense(self.num_classes, name=f"{self.name}_block_10_logits")(x)
+        return tf.keras.layers.Softmax(name=f"{self.name}_block_10_probs", dtype="float32")(x)
 
 
 class Real2BinBaseline(Real2BinFactory):
     name = "real2bin_baseline"
     gated = False
+    min_filters = 1
+    imagenet_weights = {}
 
 
-_ARGUMENTS = """
-    # Arguments
-    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
-      Inputs of at most 64 px use the small-image stem (3x3 conv, no pooling).
-    - input_tensor: optional Keras tensor to use as the image input.
-    - weights: {weights}
-    - include_top: whether to end with the pooled real-valued classifier.
-    - num_classes: classes of the classifier.
-    - filters: width of the stem and the first stage (64); the stages double it.
-
-    # References
-    - [Training binary neural networks with real-to-binary
-      convolutions](https://openreview.net/forum?id=BJg4NgBKvH) (ICLR 2020)
-"""
-
-
-@register_model("real2bin", paper=_PAPER, paper_top1=65.4, recipe="real2bin")
+@register_model(paper=PAPER, paper_top1=65.4, recipe="real2bin")
 def real2bin(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
-             weights: Optional[str] = None, include_top: bool = True, num_classes: int = 1000,
+             weights: Optional[str] = None, include_top: bool = True,
+             num_classes: Optional[int] = None,
              filters: Optional[int] = None) -> tf.keras.Model:
-    factory = Real2BinZeroPadded if weights == "imagenet" else Real2BinFactory
-    return factory(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
-                   include_top=include_top, num_classes=num_classes, filters=filters).build()
-
-
-real2bin.__doc__ = """Real-to-Binary Net: the strong baseline with data-driven gating,
+    """Real-to-Binary Net: the strong baseline with data-driven gating,
     trained by the progressive teacher-student pipeline (recipe ``real2bin``).
 
     # ImageNet metrics
@@ -248,23 +200,56 @@ real2bin.__doc__ = """Real-to-Binary Net: the strong baseline with data-driven g
 
     Real-valued ResNet-18 in the paper: 69.3 % / 89.2 %. LCE, Pixel 1, one
     thread: 48.8 ms (larq-zoo).
-""" + _ARGUMENTS.format(weights='``None`` (random), ``"imagenet"`` (larq-zoo\'s weights, '
-                                'downloaded once and checked against their SHA-256; builds the '
-                                'zero-padded variant they were trained with), or a weights file.')
+
+    # Arguments
+    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
+      Inputs of at most 64 px use the small-image stem (3x3 conv, no pooling).
+    - input_tensor: optional Keras tensor to use as the image input.
+    - weights: ``None`` (random), ``"imagenet"`` (larq-zoo's weights, downloaded once
+      and checked against their SHA-256; builds the zero-padded variant they were
+      trained with), or a weights file.
+    - include_top: whether to end with the pooled real-valued classifier.
+    - num_classes: classes of the classifier; default 1000.
+    - filters: width of the stem and the first stage (64, at least 8); the stages double it.
+
+    # References
+    - [Training binary neural networks with real-to-binary
+      convolutions](https://openreview.net/forum?id=BJg4NgBKvH) (ICLR 2020)
+    """
+    return Real2BinFactory(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
+                           include_top=include_top, num_classes=num_classes,
+                           filters=filters).build()
 
 
-@register_model("real2bin_baseline", paper=_PAPER, paper_top1=60.9, recipe="real2bin_baseline")
+@register_model(paper=PAPER, paper_top1=60.9, recipe="real2bin_baseline")
 def real2bin_baseline(*, input_shape: Optional[Sequence[Optional[int]]] = None,
                       input_tensor=None, weights: Optional[str] = None,
-                      include_top: bool = True, num_classes: int = 1000,
+                      include_top: bool = True, num_classes: Optional[int] = None,
                       filters: Optional[int] = None) -> tf.keras.Model:
+    """Real-to-Binary's strong baseline: a learned constant scale (XNOR-Net++)
+    after each binary convolution, trained in two stages (binary activations
+    with real weights, then fully binary from the first; recipe
+    ``real2bin_baseline``).
+
+    # ImageNet metrics (paper)
+
+    | Top-1 | Top-5 |
+    | ----- | ----- |
+    | 60.9 % | 83.0 % |
+
+    # Arguments
+    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
+      Inputs of at most 64 px use the small-image stem (3x3 conv, no pooling).
+    - input_tensor: optional Keras tensor to use as the image input.
+    - weights: ``None`` (random) or a weights file (none are published).
+    - include_top: whether to end with the pooled real-valued classifier.
+    - num_classes: classes of the classifier; default 1000.
+    - filters: width of the stem and the first stage (64); the stages double it.
+
+    # References
+    - [Training binary neural networks with real-to-binary
+      convolutions](https://openreview.net/forum?id=BJg4NgBKvH) (ICLR 2020)
+    """
     return Real2BinBaseline(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
                             include_top=include_top, num_classes=num_classes,
                             filters=filters).build()
-
-
-real2bin_baseline.__doc__ = """Real-to-Binary's strong baseline: a learned constant scale
-    (XNOR-Net++) after each binary convolution, trained in two stages (binary
-    activations with real weights, then fully binary from the first; recipe
-    ``real2bin_baseline``). Paper, ImageNet: 60.9 % / 83.0 % top-1 / top-5.
-""" + _ARGUMENTS.format(weights="``None`` (random) or a weights file (none are published).")

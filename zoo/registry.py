@@ -1,10 +1,20 @@
 """The model registry: every network is listed and built by name.
 
+A model is a keyword-only function in larq-zoo's signature, its docstring
+written beside it, registered under its own name (timm's registry is the
+model)::
+
+    @register_model(paper="...", paper_top1=56.4, recipe="bireal", twin="resnet18")
+    def bireal18(*, input_shape=None, input_tensor=None, weights=None,
+                 include_top=True, num_classes=None, filters=None):
+        # docstring: what it is, the paper's metrics, arguments, references
+        return BiRealNet18(input_shape=input_shape, ...).build()
+
 ``python cli.py train bireal18`` and ``zoo.get_model("bireal18")`` are the same
 code path: the CLI only looks names up here.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
 import tensorflow as tf
@@ -20,22 +30,21 @@ class ModelEntry:
     paper_top1: Optional[float] = None  # ImageNet top-1 (%), as reported
     recipe: str = "bireal"  # name of the training recipe in training.recipes
     paper_flops: Optional[float] = None  # FLOPs at 224x224 as the paper counts them
-    extra: Dict[str, str] = field(default_factory=dict)
+    twin: Optional[str] = None  # the real-valued twin whose weights initialise it
 
 
 _REGISTRY: Dict[str, ModelEntry] = {}
 
 
-def register_model(
-    name: str, *, paper: str, paper_top1: Optional[float] = None, recipe: str = "bireal",
-    paper_flops: Optional[float] = None,
-):
-    """Decorator: add a larq-zoo-style builder to the registry under ``name``."""
+def register_model(*, paper: str, paper_top1: Optional[float] = None, recipe: str = "bireal",
+                   paper_flops: Optional[float] = None, twin: Optional[str] = None):
+    """Decorator: add a larq-zoo-style builder to the registry under its function's name."""
 
     def wrap(fn):
-        if name in _REGISTRY:
-            raise ValueError(f"Model {name!r} is registered twice.")
-        _REGISTRY[name] = ModelEntry(name, fn, paper, paper_top1, recipe, paper_flops)
+        if fn.__name__ in _REGISTRY:
+            raise ValueError(f"Model {fn.__name__!r} is registered twice.")
+        _REGISTRY[fn.__name__] = ModelEntry(fn.__name__, fn, paper, paper_top1, recipe,
+                                            paper_flops, twin)
         return fn
 
     return wrap
@@ -59,5 +68,5 @@ def model_entry(name: str) -> ModelEntry:
 def get_model(name: str, **kwargs) -> tf.keras.Model:
     """Build the registered model ``name`` with larq-zoo's keyword arguments
     (``input_shape``, ``input_tensor``, ``weights``, ``include_top``,
-    ``num_classes``)."""
+    ``num_classes``) and the width ``filters``."""
     return model_entry(name).build(**kwargs)

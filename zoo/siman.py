@@ -1,5 +1,6 @@
 r"""SiMaN's networks (Lin et al., "SiMaN: Sign-to-Magnitude Network Binarization",
-TPAMI 2022), laid out as the official code builds them.
+TPAMI 2022), laid out as the official code builds them: SiMaN's layers (``SiManLayers``) and
+its ImageNet ResNets.
 
 Every binary convolution is a ``ScaledQuantConv2D``:
 
@@ -19,12 +20,8 @@ falls from 15 to 0 over training (``SiManClipSchedule``, added by
   every addition, a real strided 1x1 conv + BatchNorm where the shape changes,
   7x7 stem -> BatchNorm -> ReLU -> MaxPool, and a BatchNorm before the
   classifier. The body's BatchNorm scales start at 1e-8, as in the official code.
-* CIFAR layouts: ``siman_resnet20`` (16/32/64, per-conv shortcut, PReLU after
-  each addition, the shape-changing shortcut parameter-free: subsample by 2
-  and zero-pad the channels, ResNet's "option A"), ``siman_resnet18_cifar``
-  (64-512, the standard two-conv basic block with hard tanh, binarized 1x1
-  strided downsample) and ``siman_vgg_small`` (real conv0 128, then binary
-  128-256-256-512-512 with max-pools, real classifier).
+* CIFAR layouts (``zoo.siman_cifar``): ``siman_resnet20``,
+  ``siman_resnet18_cifar`` and ``siman_vgg_small``, on the same layers.
 
 Differences from the official PyTorch code, all deployment-neutral: binary
 convolutions pad "same" borders with +1 (``pad_values=1.0``, LCE's native
@@ -37,35 +34,18 @@ convolution centres on (``centre_offset``), keeping the addition aligned as in
 the official code.
 """
 
+from typing import Optional, Sequence
+
 import tensorflow as tf
 from larq_zoo.core import utils as lqz_utils
 
-from bnnzoo.quantizers import BiRealHardTanh
 from bnnzoo.quantizers.scaled_conv import ScaledQuantConv2D
 
-from .bireal import BiRealNetFactory, uses_small_image_stem
-from .bireal_deep import builder
+from .bireal import BiRealNetFactory
+from .core import uses_small_image_stem
 from .registry import register_model
 
-_PAPER = "Lin et al., SiMaN: Sign-to-Magnitude Network Binarization, TPAMI 2022 (arXiv:2102.07981)"
-_ARGUMENTS = """
-    # Arguments
-    - input_shape: ``(height, width, channels)``; default {shape}.
-    - input_tensor: optional Keras tensor to use as the image input.
-    - weights: ``None`` (random) or a weights file (no weights are published for Keras).
-    - include_top: whether to end with the real-valued classifier.
-    - num_classes: classes of the classifier (default {classes}).
-    - filters: width of the first stage ({filters}); the stages widen from it.
-
-    # References
-    - [SiMaN: Sign-to-Magnitude Network Binarization](https://arxiv.org/abs/2102.07981)
-      (TPAMI 2022); official code: github.com/lmbxmu/SiMaN
-"""
-IMAGENET_ARGUMENTS = _ARGUMENTS.format(shape="``(224, 224, 3)``; inputs of at most 64 px "
-                                       "use the 3x3 small-image stem", classes=1000,
-                                       filters=64)
-CIFAR_ARGUMENTS = _ARGUMENTS.format(shape="``(32, 32, 3)``", classes=10,
-                                    filters="16 for ResNet-20, 64 for ResNet-18, 128 for VGG-small")
+PAPER = "Lin et al., SiMaN: Sign-to-Magnitude Network Binarization, TPAMI 2022 (arXiv:2102.07981)"
 
 
 def centre_offset(side) -> int:
@@ -101,9 +81,10 @@ class SubsampleZeroPad(tf.keras.layers.Layer):
         return {**super().get_config(), "filters": self.filters, "strides": self.strides}
 
 
-class SiManFactory(BiRealNetFactory):
-    """SiMaN's binary convolutions, initialisation and BatchNorm on the
-    Bi-Real factory's input handling, stems and build loop."""
+class SiManLayers:
+    """Mixin: SiMaN's binary convolutions, initialisation, BatchNorm, PReLU and
+    head, for a family's layout (Bi-Real's for the ImageNet ResNets, the CIFAR
+    layouts' own in ``zoo.siman_cifar``)."""
 
     input_quantizer = "siman_sign"
     kernel_quantizer = "siman_magnitude"
@@ -156,7 +137,7 @@ class SiManFactory(BiRealNetFactory):
         return tf.keras.layers.Activation("softmax", dtype="float32")(x)
 
 
-class SiManResNet18(SiManFactory):
+class SiManResNet18(SiManLayers, BiRealNetFactory):
     """ImageNet layout: each binary 3x3 conv with its own shortcut and a PReLU
     after the addition; ``stage_blocks`` counts binary convolutions."""
 
@@ -189,97 +170,12 @@ class SiManResNet34(SiManResNet18):
     stage_blocks = (6, 8, 12, 6)
 
 
-class SiManCifarFactory(SiManFactory):
-    default_input_shape = (32, 32, 3)
-    default_num_classes = 10
-
-
-class SiManResNet20(SiManCifarFactory, SiManResNet18):
-    """ResNet-20 for CIFAR: 3 stages of 3 basic blocks (6 binary convs), 16/32/64."""
-
-    name = "siman_resnet20"
-    stage_blocks = (6, 6, 6)
-    filters = 16
-    batch_norm_gamma = 1.0
-
-    def stem(self, x):
-        return tf.keras.layers.ReLU()(self.batch_norm(self.real_conv(x, self.filters, 3)))
-
-    def shortcut(self, x, filters: int, strides: int):
-        if x.shape[-1] == filters and strides == 1:
-            return x
-        return SubsampleZeroPad(filters, strides)(x)
-
-
-class SiManResNet18Cifar(SiManCifarFactory):
-    """ResNet-18 for CIFAR: the standard basic block (two binary convs, one shortcut)."""
-
-    name = "siman_resnet18_cifar"
-    stage_blocks = (2, 2, 2, 2)  # basic blocks per stage
-
-    def stem(self, x):
-        return self.batch_norm(self.real_conv(x, self.filters, 3))
-
-    def basic_block(self, x, filters: int, strides: int):
-        """bconv -> BN -> hardtanh -> bconv -> BN, + shortcut -> hardtanh; the
-        shortcut is binary too where the shape changes: bconv 1x1 (strided) -> BN."""
-        shortcut = x
-        if x.shape[-1] != filters or strides != 1:
-            shortcut = self.batch_norm(
-                self.binary_conv(self.strided_1x1_input(x, strides), filters, 1, strides))
-        y = BiRealHardTanh()(self.batch_norm(self.binary_conv(x, filters, 3, strides)))
-        y = self.batch_norm(self.binary_conv(y, filters, 3))
-        return BiRealHardTanh()(tf.keras.layers.add([y, shortcut]))
-
-    def body(self, x):
-        for stage, blocks in enumerate(self.stage_blocks):
-            for block in range(blocks):
-                strides = 2 if stage > 0 and block == 0 else 1
-                x = self.basic_block(x, self.filters * 2**stage, strides)
-        return x
-
-    def build(self) -> tf.keras.Model:
-        x = self.body(self.stem(self.image_input))
-        if self.include_top:
-            x = self.head(x)
-        model = tf.keras.Model(inputs=self.image_input, outputs=x, name=self.name)
-        self.load_weights(model)
-        return model
-
-
-class SiManVGGSmall(SiManResNet18Cifar):
-    """VGG-small: real conv0, five binary 3x3 convs, max-pools, real classifier."""
-
-    name = "siman_vgg_small"
-    filters = 128  # conv0's width; the binary convs are 1, 2, 2, 4, 4 times it
-    multiples = (1, 2, 2, 4, 4)  # 128-256-256-512-512; a 2x2 max-pool after the 1st, 3rd, 5th
-
-    @property
-    def widths(self):
-        return tuple(self.filters * m for m in self.multiples)
-
-    def stem(self, x):
-        """The real conv0: 3x3, ``filters`` (128) -> BatchNorm -> PReLU."""
-        return self.prelu(self.batch_norm(self.real_conv(x, self.filters, 3)))
-
-    def body(self, x):
-        for i, width in enumerate(self.widths):
-            x = self.binary_conv(x, width, 3)
-            if i % 2 == 0:
-                x = tf.keras.layers.MaxPool2D(2)(x)
-            x = self.prelu(self.batch_norm(x))
-        return x
-
-    def head(self, x):
-        x = tf.keras.layers.Flatten()(x)
-        x = tf.keras.layers.Dense(self.num_classes)(x)
-        return tf.keras.layers.Activation("softmax", dtype="float32")(x)
-
-
-siman_resnet18 = register_model(
-    "siman_resnet18", paper=_PAPER, paper_top1=60.1, recipe="siman_imagenet",
-)(builder(SiManResNet18, """\
-SiMaN ResNet-18, ImageNet layout (16 binary 3x3 convolutions, each with its shortcut).
+@register_model(paper=PAPER, paper_top1=60.1, recipe="siman_imagenet")
+def siman_resnet18(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
+                   weights: Optional[str] = None, include_top: bool = True,
+                   num_classes: Optional[int] = None,
+                   filters: Optional[int] = None) -> tf.keras.Model:
+    """SiMaN ResNet-18, ImageNet layout (16 binary 3x3 convolutions, each with its shortcut).
 
     # Metrics (paper)
 
@@ -288,12 +184,30 @@ SiMaN ResNet-18, ImageNet layout (16 binary 3x3 convolutions, each with its shor
     | ImageNet | 60.1 % | 82.3 % |
 
     IR-Net (sign-based) in the same table: 58.1 %.
-""", IMAGENET_ARGUMENTS))
 
-siman_resnet34 = register_model(
-    "siman_resnet34", paper=_PAPER, paper_top1=63.9, recipe="siman_imagenet",
-)(builder(SiManResNet34, """\
-SiMaN ResNet-34, ImageNet layout (32 binary 3x3 convolutions, each with its shortcut).
+    # Arguments
+    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
+      Inputs of at most 64 px use the 3x3 small-image stem (no pooling).
+    - input_tensor: optional Keras tensor to use as the image input.
+    - weights: ``None`` (random) or a weights file (no weights are published for Keras).
+    - include_top: whether to end with the real-valued classifier.
+    - num_classes: classes of the classifier; default 1000.
+    - filters: width of the first stage (64); each stage doubles it.
+
+    # References
+    - [SiMaN: Sign-to-Magnitude Network Binarization](https://arxiv.org/abs/2102.07981)
+      (TPAMI 2022); official code: github.com/lmbxmu/SiMaN
+    """
+    return SiManResNet18(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
+                         include_top=include_top, num_classes=num_classes, filters=filters).build()
+
+
+@register_model(paper=PAPER, paper_top1=63.9, recipe="siman_imagenet")
+def siman_resnet34(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
+                   weights: Optional[str] = None, include_top: bool = True,
+                   num_classes: Optional[int] = None,
+                   filters: Optional[int] = None) -> tf.keras.Model:
+    """SiMaN ResNet-34, ImageNet layout (32 binary 3x3 convolutions, each with its shortcut).
 
     # Metrics (paper)
 
@@ -302,46 +216,19 @@ SiMaN ResNet-34, ImageNet layout (32 binary 3x3 convolutions, each with its shor
     | ImageNet | 63.9 % | 84.8 % |
 
     IR-Net (sign-based) in the same table: 62.9 %.
-""", IMAGENET_ARGUMENTS))
 
-siman_resnet20 = register_model("siman_resnet20", paper=_PAPER, recipe="siman")(
-    builder(SiManResNet20, """\
-SiMaN ResNet-20 for CIFAR (18 binary 3x3 convolutions, each with its shortcut).
+    # Arguments
+    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
+      Inputs of at most 64 px use the 3x3 small-image stem (no pooling).
+    - input_tensor: optional Keras tensor to use as the image input.
+    - weights: ``None`` (random) or a weights file (no weights are published for Keras).
+    - include_top: whether to end with the real-valued classifier.
+    - num_classes: classes of the classifier; default 1000.
+    - filters: width of the first stage (64); each stage doubles it.
 
-    # Metrics (paper)
-
-    | dataset | Top-1 |
-    | ------- | ----- |
-    | CIFAR-10 | 87.4 % |
-
-    IR-Net (sign-based) in the same table: 86.5 %.
-""", CIFAR_ARGUMENTS))
-
-siman_resnet18_cifar = register_model("siman_resnet18_cifar", paper=_PAPER, recipe="siman")(
-    builder(SiManResNet18Cifar, """\
-SiMaN ResNet-18 for CIFAR (16 binary 3x3 convolutions and 3 binary 1x1 downsamples).
-
-    # Metrics (paper)
-
-    | dataset | Top-1 |
-    | ------- | ----- |
-    | CIFAR-10 | 92.5 % |
-
-    IR-Net (sign-based) in the same table: 91.5 %.
-""", CIFAR_ARGUMENTS))
-
-siman_vgg_small = register_model("siman_vgg_small", paper=_PAPER, recipe="siman")(
-    builder(SiManVGGSmall, """\
-SiMaN VGG-small for CIFAR (real conv0, 5 binary 3x3 convolutions, real classifier).
-
-    # Metrics (paper)
-
-    | dataset | Top-1 |
-    | ------- | ----- |
-    | CIFAR-10 | 92.5 % |
-
-    IR-Net (sign-based) in the same table: 90.4 %.
-""", CIFAR_ARGUMENTS))
-
-__all__ = ["siman_resnet18", "siman_resnet34", "siman_resnet20", "siman_resnet18_cifar",
-           "siman_vgg_small", "SubsampleZeroPad"]
+    # References
+    - [SiMaN: Sign-to-Magnitude Network Binarization](https://arxiv.org/abs/2102.07981)
+      (TPAMI 2022); official code: github.com/lmbxmu/SiMaN
+    """
+    return SiManResNet34(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
+                         include_top=include_top, num_classes=num_classes, filters=filters).build()

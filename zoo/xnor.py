@@ -35,11 +35,12 @@ class XNORResNet18(BiRealNetFactory):
         return tf.keras.layers.add([x, shortcut])
 
 
-@register_model("xnor_resnet18", paper="Rastegari et al., XNOR-Net, ECCV 2016 "
-                "(ResNet-18, as in Bi-Real Net's table)", paper_top1=51.2)
+@register_model(paper="Rastegari et al., XNOR-Net, ECCV 2016 (ResNet-18, as in Bi-Real Net's "
+                "table)", paper_top1=51.2)
 def xnor_resnet18(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
                   weights: Optional[str] = None, include_top: bool = True,
-                  num_classes: int = 1000, filters: Optional[int] = None) -> tf.keras.Model:
+                  num_classes: Optional[int] = None,
+                  filters: Optional[int] = None) -> tf.keras.Model:
     """XNOR-Net-style ResNet-18: 16 binary 3x3 convolutions, one shortcut per two.
 
     # ImageNet metrics (Bi-Real Net's table)
@@ -48,8 +49,14 @@ def xnor_resnet18(*, input_shape: Optional[Sequence[Optional[int]]] = None, inpu
     | ----- | ----- |
     | 51.2 % | 73.4 % |
 
-    Arguments as for every zoo model (larq-zoo's keyword-only signature, with
-    ``filters`` the first stage's width, 64); no published ImageNet weights.
+    # Arguments
+    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
+      Inputs of at most 64 px use the small-image stem (3x3 conv, no pooling).
+    - input_tensor: optional Keras tensor to use as the image input.
+    - weights: ``None`` (random) or a weights file (no ImageNet weights are published).
+    - include_top: whether to end with the pooled real-valued classifier.
+    - num_classes: classes of the classifier; default 1000.
+    - filters: width of the first stage (64); each stage doubles it.
 
     # References
     - [XNOR-Net](https://arxiv.org/abs/1603.05279)
