@@ -84,7 +84,7 @@ def _user_errors():
     from bnnzoo.datasets import DatasetNotFound
     from bnnzoo.export import ExportError
     from bnnzoo.export.benchmark import BenchmarkError
-    from bnnzoo.training.runs import RunError
+    from bnnzoo.runs import RunError
 
     return (DatasetNotFound, RunError, ExportError, BenchmarkError, ValueError, KeyError,
             OSError)
@@ -257,10 +257,8 @@ def evaluate(obj, target, dataset, data_dir, batch_size, limit, as_json):
         raise UserError(f"{target} does not exist.")
     if batch_size < 1 or (limit is not None and limit < 1):
         raise UserError("--batch-size and --limit must be positive.")
-    if target is not None and target.suffix == ".tflite":
-        from bnnzoo.export import evaluate_flatbuffer as evaluate_target
-    else:
-        from bnnzoo.training import evaluate as evaluate_target
+    from bnnzoo.evaluation import evaluate as evaluate_target
+
     report = _run(evaluate_target, target, dataset=dataset, data_dir=data_dir,
                   batch_size=batch_size, limit=limit)
     if as_json:
@@ -340,9 +338,8 @@ def benchmark(obj, model, device, threads, num_runs, warmup_runs, binary, ssh_op
     through LCE's lce_benchmark_model, copied there with adb or ssh.
     """
     _silence_python_logs(obj["verbose"])
-    from bnnzoo import atomic
+    from bnnzoo import atomic, runs
     from bnnzoo.export.benchmark import benchmark as run_benchmark
-    from bnnzoo.training import runs
 
     if model is None:
         model = _run(runs.latest_export)

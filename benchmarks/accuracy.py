@@ -43,9 +43,10 @@ import bnnzoo  # noqa: F401  (legacy Keras before TensorFlow loads)
 import tensorflow as tf
 
 from bnnzoo import atomic, datasets, export
+from bnnzoo.evaluation import evaluate
 from bnnzoo.export.benchmark import benchmark
-from bnnzoo.training import evaluate
-from bnnzoo.training.train import TrainConfig, package_versions, train
+from bnnzoo.runs import package_versions
+from bnnzoo.training.train import TrainConfig, train
 from machine import machine  # benchmarks/machine.py, beside this script
 
 RESULTS = Path(__file__).parent / "results"

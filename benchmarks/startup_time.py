@@ -152,7 +152,7 @@ def main(argv=None):
         return
     from bnnzoo import atomic
     from bnnzoo.training.hardware import describe
-    from bnnzoo.training.train import package_versions
+    from bnnzoo.runs import package_versions
     models = [m for m in args.models.split(",") if m]
     result = {
         "command": "python benchmarks/startup_time.py " + " ".join(argv or sys.argv[1:]),

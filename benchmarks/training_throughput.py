@@ -37,8 +37,9 @@ import numpy as np
 import tensorflow as tf
 
 from bnnzoo import atomic, datasets
+from bnnzoo.runs import package_versions
 from bnnzoo.training import TrainConfig, hardware, recipes
-from bnnzoo.training.train import build_model, compile_model, package_versions, resolve, use_xla
+from bnnzoo.training.train import build_model, compile_model, resolve, use_xla
 
 RESULTS = Path(__file__).parent / "results" / "training_throughput.json"
 TARGETS = {"vs_larq_zoo_bf16": 2.5, "vs_larq_zoo_float32": 1.5, "binary_over_twin": 1.15}

@@ -160,3 +160,10 @@ def input_shape(buf: bytes) -> Tuple[int, ...]:
     graph = _model(buf).subgraphs[0]
     with _damaged():
         return tuple(int(d) for d in graph.tensors[graph.inputs[0]].shape[1:])
+
+
+def output_shape(buf: bytes) -> Tuple[int, ...]:
+    """Shape of the model's (first) output without the batch axis, e.g. ``(10,)``."""
+    graph = _model(buf).subgraphs[0]
+    with _damaged():
+        return tuple(int(d) for d in graph.tensors[graph.outputs[0]].shape[1:])

@@ -1,11 +1,13 @@
-"""Run directory -> verified flatbuffer + report, and the flatbuffer's accuracy.
+"""Run directory -> verified flatbuffer + report.
 
 ``export_model`` is what ``cli.py export`` runs: load the trained Keras model,
 convert it (:mod:`.convert`), prove the result (:mod:`.report`, parity on real
 test images with :mod:`.parity`), and only then write ``MODEL-TARGET.tflite``
 and ``MODEL-TARGET.report.json`` atomically. A failed proof writes nothing, an
 existing file is replaced only when asked, and ``runs/latest-export`` points to
-the new file for ``benchmark`` and ``evaluate``.
+the new file for ``benchmark`` and ``evaluate``. ``compare_with_keras`` runs a
+flatbuffer and its Keras model side by side on the test split. (A flatbuffer's
+own accuracy: ``bnnzoo.evaluation.evaluate``.)
 """
 
 import datetime
@@ -16,14 +18,12 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from bnnzoo import atomic, datasets
-from bnnzoo.training import runs
-from bnnzoo.training.train import load_source, package_versions
+from bnnzoo import atomic, datasets, runs
 from bnnzoo.zoo.binary_layers import binary_operations
 
 from . import flatbuffer as fb
 from .convert import TARGETS, export_flatbuffer
-from .parity import interpreter, paired_top1, parity_report, predict, predict_batches
+from .parity import interpreter, paired_top1, parity_report, predict
 from .report import DEFAULT_MIN_AGREEMENT, ExportError, check_report, export_report
 
 EXPORT_DIR = "export"
@@ -71,7 +71,7 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
     min_agreement = DEFAULT_MIN_AGREEMENT if min_agreement is None else min_agreement
     if parity_images < 1:
         raise ValueError("--parity-images must be at least 1.")
-    source = load_source(source_path)
+    source = runs.load_source(source_path)
     model = source.model
     name = source.name
     if output is None:
@@ -83,14 +83,10 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
         raise ExportError(
             f"{source.path} has no binary layers (1-bit input and kernel): nothing to "
             "bitpack. Export binary models only.")
-    if dataset is None:
-        dataset, data_dir = source.dataset, data_dir or source.data_dir
-    if dataset is None:
-        raise ValueError(f"Parity needs real test images: pass --dataset for {source.path}.")
-    data = datasets.load(dataset, data_dir)
-    if model.output_shape[-1] != data.num_classes:
-        raise ValueError(f"The model predicts {model.output_shape[-1]} classes but {data.name} "
-                         f"has {data.num_classes}.")
+    data, dataset, data_dir = runs.dataset_for(
+        model.output_shape[-1], "The model", dataset=dataset, data_dir=data_dir,
+        recorded=(source.dataset, source.data_dir),
+        missing=f"Parity needs real test images: pass --dataset for {source.path}.")
 
     buf = export_flatbuffer(model, target, int8_io=int8_io)
     report = {
@@ -102,7 +98,7 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
     images = first_test_images(data, model.input_shape[1:], parity_images)
     report["parity"] = {**parity_report(model, buf, images), "min_agreement": min_agreement}
     report["created"] = datetime.datetime.now().isoformat(timespec="seconds")
-    report["versions"] = package_versions()
+    report["versions"] = runs.package_versions()
     check_report(report, min_agreement)
 
     # Both files complete before either is renamed into place: the flatbuffer
@@ -125,37 +121,6 @@ def read_flatbuffer(path: Path) -> bytes:
     return buf
 
 
-def evaluate_flatbuffer(path: Optional[Path] = None, *, dataset: Optional[str] = None,
-                        data_dir: Optional[str] = None, batch_size: int = 256,
-                        limit: Optional[int] = None, num_threads: int = 2) -> dict:
-    """Top-1 / top-5 of the flatbuffer itself (LCE's interpreter) on the test split.
-
-    The dataset defaults to the one recorded in the flatbuffer's export report.
-    """
-    path = Path(path) if path is not None else runs.latest_export()
-    buf = read_flatbuffer(path)
-    if dataset is None and report_path(path).is_file():
-        recorded = json.loads(report_path(path).read_text())
-        dataset, data_dir = recorded.get("dataset"), data_dir or recorded.get("data_dir")
-    if dataset is None:
-        raise ValueError(f"Evaluating {path} needs --dataset (it has no export report).")
-    data = datasets.load(dataset, data_dir)
-    batches = datasets.pipeline(data, "test", image_shape=fb.input_shape(buf), batch_size=batch_size,
-                                limit=limit)
-    top1 = top5 = seen = 0
-    for outputs, labels in predict_batches(buf, batches, num_threads=num_threads):
-        if outputs.shape[-1] != data.num_classes:
-            raise ValueError(f"{path} predicts {outputs.shape[-1]} classes but {data.name} has "
-                             f"{data.num_classes}.")
-        truth = labels.argmax(-1)
-        best5 = np.argsort(-outputs, axis=-1)[:, :5]
-        top1 += int((best5[:, 0] == truth).sum())
-        top5 += int((best5 == truth[:, None]).any(-1).sum())
-        seen += len(truth)
-    return {"model": str(path), "runtime": "LCE interpreter", "top1": top1 / seen,
-            "top5": top5 / seen, "examples": seen, "dataset": data.name, "source": data.source}
-
-
 def compare_with_keras(path: Path, source: Optional[Path] = None, *, dataset: Optional[str] = None,
                        data_dir: Optional[str] = None, batch_size: int = 256,
                        limit: Optional[int] = None, num_threads: int = 2) -> dict:
@@ -169,11 +134,12 @@ def compare_with_keras(path: Path, source: Optional[Path] = None, *, dataset: Op
     if source is None and "source" not in recorded:
         raise ValueError(f"{path} has no export report naming its Keras model: pass the run "
                          "or model file it was exported from.")
-    source = load_source(Path(source or recorded["source"]))
-    dataset = dataset or source.dataset or recorded.get("dataset")
-    if dataset is None:
-        raise ValueError(f"Comparing {path} with {source.path} needs --dataset.")
-    data = datasets.load(dataset, data_dir or source.data_dir or recorded.get("data_dir"))
+    source = runs.load_source(Path(source or recorded["source"]))
+    data, _, _ = runs.dataset_for(
+        source.model.output_shape[-1], "The model", dataset=dataset or None,
+        data_dir=data_dir or source.data_dir or recorded.get("data_dir"),
+        recorded=(source.dataset or recorded.get("dataset"), None),
+        missing=f"Comparing {path} with {source.path} needs --dataset.")
     batches = datasets.pipeline(data, "test", image_shape=fb.input_shape(buf), batch_size=batch_size,
                                 limit=limit)
     runner = interpreter(buf, num_threads)

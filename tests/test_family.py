@@ -10,8 +10,8 @@ from larq_zoo.literature.xnornet import xnor_weight_scale
 from bnnzoo import export, zoo
 from bnnzoo.export import footprint
 from bnnzoo.quantizers import BiRealHardTanh, XNORScaledSign
+from bnnzoo.runs import load_model_file
 from bnnzoo.zoo.binary_layers import binary_layers, binary_operations
-from bnnzoo.training.train import load_model_file
 from bnnzoo.zoo.bireal_deep import BiRealBottleneckFactory
 
 SMALL = dict(input_shape=(32, 32, 3), num_classes=10)

@@ -5,8 +5,9 @@ import json
 import pytest
 import tensorflow as tf
 
-from bnnzoo.training import TrainConfig, evaluate, hardware, train, xla
-from bnnzoo.training.train import build_model, config_from_dict, float32_copy, resolve
+from bnnzoo.evaluation import evaluate
+from bnnzoo.training import TrainConfig, hardware, train, xla
+from bnnzoo.training.train import build_model, config_from_dict, resolve
 from bnnzoo.zoo.binary_layers import binary_layers
 from conftest import requires_fashion_mnist
 
@@ -46,7 +47,7 @@ def test_bfloat16_binary_layers_compute_in_bfloat16_on_float32_variables(model_n
     dtypes = conv_dtypes(model)
     assert len(dtypes) >= len(binary) and set(dtypes) == {"bfloat16"}
     # What a run saves is float32 (the function LCE converts), with the same weights.
-    saved = float32_copy(model)
+    saved = hardware.float32_copy(model)
     assert {layer.compute_dtype for layer in saved.layers} == {"float32"}
     assert set(conv_dtypes(saved)) == {"float32"} and saved.name == model.name
     assert [layer.get_config()["name"] for layer in saved.layers] == [

@@ -13,11 +13,12 @@ from larq_zoo.training.knowledge_distillation.knowledge_distillation import (
     AttentionMatchingLossLayer, OutputDistributionMatchingLossLayer)
 
 from bnnzoo import export, zoo
+from bnnzoo.runs import load_model_file
 from bnnzoo.export import flatbuffer
 from bnnzoo.training import recipes, stages
 from bnnzoo.training.distill import TeacherStudent
 from bnnzoo.training.initialise import initialise_from
-from bnnzoo.training.train import TrainConfig, build_model, compile_model, load_model_file, resolve
+from bnnzoo.training.train import TrainConfig, build_model, compile_model, resolve
 from bnnzoo.zoo.binary_layers import binary_operations
 from bnnzoo.zoo.core import AttentionPoint, attention_points
 from bnnzoo.zoo.real2bin import Real2BinFactory

@@ -20,8 +20,8 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
-from bnnzoo import atomic
-from bnnzoo.training import history, runs
+from bnnzoo import atomic, runs
+from bnnzoo.training import history
 from conftest import REPO, cli_command, requires_fashion_mnist
 from test_export import tiny_bnn
 

@@ -13,8 +13,9 @@ import tensorflow as tf
 from bnnzoo import export, zoo
 from bnnzoo.export import flatbuffer
 from bnnzoo.quantizers import ScaledQuantConv2D, SiManClip, SiManMagnitude, SiManSign
+from bnnzoo.runs import load_model_file
 from bnnzoo.training import recipes
-from bnnzoo.training.train import TrainConfig, compile_model, load_model_file
+from bnnzoo.training.train import TrainConfig, compile_model
 from bnnzoo.zoo.binary_layers import binary_layers, binary_operations, undecayed_weights
 from bnnzoo.zoo.siman import SiManResNet18, SubsampleZeroPad
 

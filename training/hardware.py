@@ -16,7 +16,7 @@ numeric precision of a run is chosen by detection, never assumed:
   uses), ``float32`` elsewhere: emulated bf16 is slower than float32.
 
 A run's ``config.json`` records the precision it used; its ``model.h5`` is
-always saved in float32 (the function LCE converts).
+always saved in float32 (``float32_copy``: the function LCE converts).
 """
 
 import contextlib
@@ -89,6 +89,28 @@ def precision_scope(precision: Optional[str]):
         yield
     finally:
         tf.keras.mixed_precision.set_global_policy(previous)
+
+
+def float32_copy(model: tf.keras.Model) -> tf.keras.Model:
+    """``model`` with float32 layers (its weights and layer configurations,
+    constraints' state included): what a mixed-precision run saves."""
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+
+    def float32(config):  # quantizers are layers too: their policies sit inside
+        if isinstance(config, dict):
+            if config.get("class_name") == "Policy":
+                return "float32"
+            return {key: float32(value) for key, value in config.items()}
+        return [float32(value) for value in config] if isinstance(config, list) else config
+
+    def clone(layer):
+        return layer.__class__.from_config(float32(layer.get_config()))
+
+    copy = tf.keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    copy._name = model.name
+    return copy
 
 
 def describe() -> dict:

@@ -13,9 +13,7 @@ from typing import Dict, List
 
 import tensorflow as tf
 
-from bnnzoo import atomic
-
-from . import runs
+from bnnzoo import atomic, runs
 
 
 def read_history(run_dir: Path) -> List[Dict[str, float]]:

@@ -32,10 +32,10 @@ import shutil
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from bnnzoo import atomic, datasets, zoo
+from bnnzoo import atomic, datasets, runs, zoo
 
-from . import recipes, runs
-from .train import TrainConfig, package_versions, prepare_model, train_run
+from . import recipes
+from .train import TrainConfig, prepare_model, train_run
 
 PROGRESSIVE = (("stage0-real", "real"), ("stage1-soft", "soft_activations"),
                ("stage2-binary-activations", "binary_activations"), ("stage3-binary", "binary"))
@@ -113,7 +113,7 @@ def train_stages(config: TrainConfig, data: datasets.Dataset, run_dir: Path, res
     model = prepare_model(pending[0][1], run_dir / pending[0][0]) if pending else None
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
-        runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": package_versions()})
+        runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": runs.package_versions()})
     if point_latest:
         runs.set_latest(run_dir)
     for name, stage in pending:

@@ -2,7 +2,7 @@
 
 dataset -> model (from the registry, in the precision ``training.hardware``
 picks) -> recipe -> ``model.fit`` (with XLA where ``training.xla`` measures it
-faster) -> run directory (see ``training.runs``). After every epoch the model, the
+faster) -> run directory (see ``bnnzoo.runs``). After every epoch the model, the
 optimiser and the epoch counter are checkpointed, so a run killed at any
 moment (even ``kill -9``) resumes from its last completed epoch with
 ``resume=True``; the learning-rate schedule continues from the restored step.
@@ -12,18 +12,16 @@ import dataclasses
 import shutil
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Optional, Tuple
 
 import tensorflow as tf
 
-from bnnzoo import atomic, datasets, zoo
+from bnnzoo import atomic, datasets, runs, zoo
 from bnnzoo.quantizers.siman import SiManClipSchedule
 from bnnzoo.zoo.binary_layers import undecayed_weights
-from bnnzoo.zoo.variants import variant
 
-from . import distribution, hardware, recipes, runs, xla
+from . import distribution, hardware, recipes, xla
 from .distill import TeacherStudent
 from .history import HistoryRecorder
 from .initialise import initialise_from
@@ -140,52 +138,10 @@ def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:
     return c
 
 
-def package_versions() -> dict:
-    """Installed versions of the stack, recorded in every run and export report."""
-    names = ("tensorflow", "tf-keras", "larq", "larq-zoo", "larq-compute-engine",
-             "tensorflow-datasets", "bnnzoo")
-    found = {}
-    for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
-
-
 def build_model(config: TrainConfig) -> tf.keras.Model:
     """``config``'s model, its layers computing in ``config.precision``."""
-    width = {} if config.width is None else {"filters": config.width}
     with hardware.precision_scope(config.precision):
-        model = zoo.get_model(config.model, input_shape=tuple(config.input_shape),
-                              num_classes=config.num_classes, weights=None, **width)
-        model = variant(model, config.variant)
-    if config.batchnorm_only:
-        for layer in model.layers:
-            layer.trainable = isinstance(layer, tf.keras.layers.BatchNormalization)
-    return model
-
-
-def float32_copy(model: tf.keras.Model) -> tf.keras.Model:
-    """``model`` with float32 layers (its weights and layer configurations,
-    constraints' state included): what a mixed-precision run saves."""
-    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
-        return model
-
-    def float32(config):  # quantizers are layers too: their policies sit inside
-        if isinstance(config, dict):
-            if config.get("class_name") == "Policy":
-                return "float32"
-            return {key: float32(value) for key, value in config.items()}
-        return [float32(value) for value in config] if isinstance(config, list) else config
-
-    def clone(layer):
-        return layer.__class__.from_config(float32(layer.get_config()))
-
-    copy = tf.keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    copy._name = model.name
-    return copy
+        return runs.build_network(dataclasses.asdict(config))
 
 
 def use_xla(config: TrainConfig) -> Tuple[bool, str]:
@@ -246,27 +202,6 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.assign(epoch + 1)
         self.manager.save(checkpoint_number=epoch + 1)
-
-
-def restore_checkpoint(checkpoint: tf.train.Checkpoint, run_dir: Path):
-    """Restore the run's latest checkpoint into ``checkpoint``: its status, or
-    ``None`` if the run has none yet. A damaged checkpoint, or a checkpoint
-    record (``checkpoints/checkpoint``) that names none, is a ``RunError``:
-    resuming from scratch would overwrite the completed epochs."""
-    folder = Path(run_dir) / runs.CHECKPOINTS
-    latest = tf.train.latest_checkpoint(folder)
-    if latest is None:
-        if (folder / "checkpoint").exists():
-            raise runs.RunError(
-                f"{folder / 'checkpoint'} is damaged or names a checkpoint that is missing; "
-                f"{folder} is left as it is (resuming would start again from epoch 1).")
-        return None
-    try:
-        return checkpoint.restore(latest)
-    except (tf.errors.OpError, IndexError, ValueError) as err:
-        message = (getattr(err, "message", None) or str(err) or type(err).__name__).splitlines()
-        raise runs.RunError(f"Cannot read the checkpoint {latest} (damaged or truncated): "
-                            f"{(message or [''])[-1][:300]}") from None
 
 
 def trained_part(model: tf.keras.Model) -> tf.keras.Model:
@@ -395,13 +330,13 @@ def prepare_model(config: TrainConfig, run_dir: Path) -> tf.keras.Model:
     tf.keras.utils.set_random_seed(config.seed)
     student = model = build_model(config)
     if config.teacher:
-        model = TeacherStudent(student, load_source(Path(config.teacher)).model,
+        model = TeacherStudent(student, runs.load_source(Path(config.teacher)).model,
                                attention_weight=config.attention_weight,
                                output_weight=config.output_weight,
                                temperature=config.temperature)
     compile_model(model, config)
     if config.init_from and not tf.train.latest_checkpoint(run_dir / runs.CHECKPOINTS):
-        source = load_source(Path(config.init_from))
+        source = runs.load_source(Path(config.init_from))
         copied = initialise_from(student, source.model)
         print(f"Initialised {copied} layers from {config.init_from}.")
         twin = zoo.model_entry(config.model).twin
@@ -419,13 +354,13 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, resume
         model = prepare_model(config, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
-        runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": package_versions()})
+        runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": runs.package_versions()})
     if point_latest:
         runs.set_latest(run_dir)
 
     checkpoint, manager, epoch_var = checkpoint_for(model, run_dir)
     initial_epoch = 0
-    status = restore_checkpoint(checkpoint, run_dir)
+    status = runs.restore_checkpoint(checkpoint, run_dir)
     if status is not None:
         status.assert_existing_objects_matched()
         initial_epoch = int(epoch_var.numpy())
@@ -461,62 +396,5 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, resume
             verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
         )
     with atomic.atomic_path(run_dir / runs.MODEL) as tmp:
-        float32_copy(trained_part(model)).save(tmp, include_optimizer=False, save_format="h5")
+        hardware.float32_copy(trained_part(model)).save(tmp, include_optimizer=False, save_format="h5")
     return run_dir
-
-
-def load_model_file(path: Path) -> tf.keras.Model:
-    """A saved Keras model (h5 or SavedModel); the project's quantizers are registered."""
-    try:
-        return tf.keras.models.load_model(path, compile=False)
-    except Exception as err:  # noqa: BLE001  (h5py, protobuf, ... all mean "unreadable")
-        raise runs.RunError(f"Cannot load a Keras model from {path}: {err}") from None
-
-
-def load_trained_model(run_dir: Path) -> tf.keras.Model:
-    """The run's trained model: ``model.h5``, or the last checkpoint of an
-    unfinished run."""
-    run_dir = Path(run_dir)
-    if (run_dir / runs.MODEL).is_file():
-        return load_model_file(run_dir / runs.MODEL)
-    config = config_from_dict(runs.read_config(run_dir))
-    model = build_model(dataclasses.replace(config, precision="float32"))
-    status = restore_checkpoint(tf.train.Checkpoint(model=model), run_dir)
-    if status is None:
-        raise runs.RunError(f"{run_dir} has neither {runs.MODEL} nor a checkpoint yet.")
-    status.expect_partial()
-    return model
-
-
-@dataclasses.dataclass
-class ModelSource:
-    """A trained Keras model and where it came from (its run's dataset, if known)."""
-
-    model: tf.keras.Model
-    path: Path
-    name: str  # the registry name of a run's model, else the Keras model's name
-    run_dir: Optional[Path] = None
-    dataset: Optional[str] = None
-    data_dir: Optional[str] = None
-
-
-def load_source(target: Optional[Path] = None) -> ModelSource:
-    """A run directory (default: the latest run) or a Keras model file.
-
-    A model file inside a run directory (``RUN/model.h5``) knows its run's dataset.
-    """
-    if target is not None and (Path(target).is_file()
-                               or (Path(target) / "saved_model.pb").is_file()):
-        path = Path(target)
-        run_dir = path.parent if (path.parent / runs.CONFIG).is_file() else None
-        model = load_model_file(path)
-    else:
-        run_dir = runs.resolve_run(target)
-        path = run_dir
-        model = load_trained_model(run_dir)
-    name, dataset, data_dir = model.name, None, None
-    if run_dir is not None:
-        config = runs.read_config(run_dir)
-        name = config.get("model", name)
-        dataset, data_dir = config.get("dataset"), config.get("data_dir")
-    return ModelSource(model, path, name, run_dir, dataset, data_dir)
