@@ -46,7 +46,7 @@ from bnnzoo import atomic, datasets, export
 from bnnzoo.evaluation import evaluate
 from bnnzoo.export.benchmark import benchmark
 from bnnzoo.runs import package_versions
-from bnnzoo.training.train import TrainConfig, train
+from bnnzoo.training import TrainConfig, train
 from machine import machine  # benchmarks/machine.py, beside this script
 
 RESULTS = Path(__file__).parent / "results"

@@ -51,7 +51,7 @@ import tensorflow as tf
 
 from bnnzoo import atomic, export, zoo
 from bnnzoo.training import history
-from bnnzoo.training.train import TrainConfig, train
+from bnnzoo.training import TrainConfig, train
 from machine import machine  # benchmarks/machine.py, beside this script
 
 RESULTS = Path(__file__).parent / "results"

@@ -37,7 +37,8 @@ def child_tracing(model_name: str, side: str, size: int, batch: int) -> dict:
 
     from bnnzoo import datasets
     from bnnzoo.training import TrainConfig
-    from bnnzoo.training.train import build_model, compile_model, resolve
+    from bnnzoo.training.config import resolve
+    from bnnzoo.training.run import build_model, compile_model
     if side == "tensorflow_default":  # undo bnnzoo.tracing for the comparison
         from tensorflow.python.autograph.core import config
         config.CONVERSION_RULES = tuple(rule for rule in config.CONVERSION_RULES

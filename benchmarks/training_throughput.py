@@ -39,7 +39,8 @@ import tensorflow as tf
 from bnnzoo import atomic, datasets
 from bnnzoo.runs import package_versions
 from bnnzoo.training import TrainConfig, hardware, recipes
-from bnnzoo.training.train import build_model, compile_model, resolve, use_xla
+from bnnzoo.training.config import resolve
+from bnnzoo.training.run import build_model, compile_model, use_xla
 
 RESULTS = Path(__file__).parent / "results" / "training_throughput.json"
 TARGETS = {"vs_larq_zoo_bf16": 2.5, "vs_larq_zoo_float32": 1.5, "binary_over_twin": 1.15}

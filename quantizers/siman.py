@@ -181,21 +181,21 @@ class SiManClip(tf.keras.constraints.Constraint):
     def get_config(self):
         return {"p": float(self.p.numpy())}
 
+    @classmethod
+    def epoch_schedule(cls, epochs: int) -> tf.keras.callbacks.Callback:
+        """What training runs each epoch for a model with this clip: p's schedule."""
+        return SiManClipSchedule(epochs)
+
 
 class SiManClipSchedule(tf.keras.callbacks.Callback):
     """Sets every ``SiManClip``'s p at the start of each epoch (counted from 0):
     \( p = 15\,(1 - \text{epoch} / (E - 1)) \), so p is 0 on the last epoch.
     (The official code's \( 15\,(1 - \text{epoch}/E) \) stops at 15/E.)
-    ``training.train`` adds it to every run of a model that has the clip."""
+    Training adds it to every run of a model that has the clip (``SiManClip.epoch_schedule``)."""
 
     def __init__(self, epochs: int, start: float = 15.0):
         super().__init__()
         self.epochs, self.start = epochs, start
-
-    @staticmethod
-    def applies_to(model: tf.keras.Model) -> bool:
-        """Whether any layer of ``model`` clips its kernel with ``SiManClip``."""
-        return bool(_clips(model))
 
     def value(self, epoch: int) -> float:
         if self.epochs <= 1:

@@ -83,3 +83,55 @@ def test_one_import_path_from_the_repository_root_and_elsewhere(tmp_path):
     refusals = out.stdout.strip().splitlines()
     assert [line.split("'")[1] for line in refusals] == folders
     assert all(f"as 'bnnzoo.{folder}'" in line for folder, line in zip(folders, refusals))
+
+
+def import_graph():
+    """``bnnzoo`` module -> the ``bnnzoo`` modules it imports, anywhere in its
+    source (a function's deferred import counts too), from the source files.
+    Packages' ``__init__`` files are left out: they gather their modules (and
+    every module imports ``bnnzoo`` first, for tf-keras)."""
+    import ast
+
+    folders = {"bnnzoo": "bnnzoo", "quantizers": "bnnzoo.quantizers", "zoo": "bnnzoo.zoo",
+               "datasets": "bnnzoo.datasets", "training": "bnnzoo.training",
+               "export": "bnnzoo.export"}
+    modules = {}
+    for folder, package in folders.items():
+        for path in sorted((REPO / folder).glob("*.py")):
+            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
+            if path.stem != "__init__":
+                modules[name] = (path, package)
+    graph = {}
+    for name, (path, package) in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(parent + ([base] if base else []))
+                found.add(base)
+                found.update(f"{base}.{alias.name}" for alias in node.names)
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def test_no_import_cycle_among_the_projects_modules_and_export_never_imports_training():
+    graph = import_graph()
+    assert "bnnzoo.training.train" in graph and "bnnzoo.export.pipeline" in graph
+
+    def reachable(start):
+        seen, todo = set(), [start]
+        while todo:
+            for module in graph[todo.pop()] - seen:
+                seen.add(module)
+                todo.append(module)
+        return seen
+
+    cycles = [m for m in graph if m in reachable(m)]
+    assert cycles == []
+    for module in graph:
+        if module.startswith("bnnzoo.export"):
+            assert not any(m.startswith("bnnzoo.training") for m in reachable(module)), module

@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from bnnzoo.evaluation import evaluate
 from bnnzoo.training import TrainConfig, hardware, train, xla
-from bnnzoo.training.train import build_model, config_from_dict, resolve
+from bnnzoo.training.config import config_from_dict, resolve
+from bnnzoo.training.run import build_model
 from bnnzoo.zoo.binary_layers import binary_layers
 from conftest import requires_fashion_mnist
 

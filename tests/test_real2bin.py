@@ -18,7 +18,8 @@ from bnnzoo.export import flatbuffer
 from bnnzoo.training import recipes, stages
 from bnnzoo.training.distill import TeacherStudent
 from bnnzoo.training.initialise import initialise_from
-from bnnzoo.training.train import TrainConfig, build_model, compile_model, resolve
+from bnnzoo.training.config import TrainConfig, resolve
+from bnnzoo.training.run import build_model, compile_model
 from bnnzoo.zoo.binary_layers import binary_operations
 from bnnzoo.zoo.core import AttentionPoint, attention_points
 from bnnzoo.zoo.real2bin import Real2BinFactory

@@ -9,7 +9,8 @@ import tensorflow as tf
 from bnnzoo import zoo
 from bnnzoo.datasets.sources import Dataset
 from bnnzoo.training import TrainConfig, recipes
-from bnnzoo.training.train import build_model, compile_model, resolve
+from bnnzoo.training.config import resolve
+from bnnzoo.training.run import build_model, compile_model
 from bnnzoo.zoo.binary_layers import binary_kernels
 
 

@@ -15,7 +15,8 @@ from bnnzoo.export import flatbuffer
 from bnnzoo.quantizers import ScaledQuantConv2D, SiManClip, SiManMagnitude, SiManSign
 from bnnzoo.runs import load_model_file
 from bnnzoo.training import recipes
-from bnnzoo.training.train import TrainConfig, compile_model
+from bnnzoo.training.config import TrainConfig
+from bnnzoo.training.run import compile_model
 from bnnzoo.zoo.binary_layers import binary_layers, binary_operations, undecayed_weights
 from bnnzoo.zoo.siman import SiManResNet18, SubsampleZeroPad
 

@@ -10,7 +10,8 @@ import tensorflow as tf
 from bnnzoo import runs, zoo
 from bnnzoo.runs import load_model_file
 from bnnzoo.training.initialise import InitialisationError, initialise_from
-from bnnzoo.training.train import TrainConfig, build_model
+from bnnzoo.training.config import TrainConfig
+from bnnzoo.training.run import build_model
 from bnnzoo.zoo.binary_layers import binary_layers, binary_operations
 from bnnzoo.zoo.variants import variant
 from conftest import requires_fashion_mnist, run_cli

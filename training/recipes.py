@@ -32,8 +32,9 @@ class Recipe:
     ``stages``: "" (one run), "two_step" (binary activations with real
     weights, then fully binary from it) or "progressive" (Real-to-Binary's
     teacher-student stages, ``training.stages``); the last stage's learning
-    rate is ``final_stage_lr_factor`` times the others' and, in a staged recipe,
-    it has no weight decay (larq-zoo's fully binary stages). Taught stages add
+    rate is ``final_stage_lr_factor`` times the others' and its weight decay
+    ``final_stage_weight_decay`` (``None``: the run's; 0 for larq-zoo's fully
+    binary stages). Taught stages add
     attention matching (``attention_weight``) and output distillation
     (``output_weight``, softmax ``temperature``), see ``training.distill``.
     """
@@ -54,6 +55,7 @@ class Recipe:
     decay_factor: float = 0.1
     stages: str = ""
     final_stage_lr_factor: float = 1.0
+    final_stage_weight_decay: Optional[float] = None
     attention_weight: float = 0.0
     output_weight: float = 0.0
     temperature: float = 1.0
@@ -99,7 +101,8 @@ RECIPES = {
         name="real2bin", optimizer="adam", learning_rate=1e-3, reference_batch_size=256,
         schedule="step", decay_at=(40 / 75, 60 / 75, 70 / 75), epochs=75, batch_size=256,
         weight_decay=2e-5, weight_decay_mode="l2_kernels", stages="progressive",
-        final_stage_lr_factor=0.2, attention_weight=30.0, output_weight=3.0,
+        final_stage_lr_factor=0.2, final_stage_weight_decay=0.0, attention_weight=30.0,
+        output_weight=3.0,
         reference="Martinez et al., Real-to-Binary Net (ICLR 2020); larq-zoo's re-implementation",
     ),
     # The strong baseline: the same optimiser and schedule, two stages (binary
@@ -108,7 +111,7 @@ RECIPES = {
         name="real2bin_baseline", optimizer="adam", learning_rate=1e-3,
         reference_batch_size=256, schedule="step", decay_at=(40 / 75, 60 / 75, 70 / 75),
         epochs=75, batch_size=256, weight_decay=2e-5, weight_decay_mode="l2_kernels",
-        stages="two_step", final_stage_lr_factor=0.2,
+        stages="two_step", final_stage_lr_factor=0.2, final_stage_weight_decay=0.0,
         reference="Martinez et al., Real-to-Binary Net (ICLR 2020), strong baseline",
     ),
 }

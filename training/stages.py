@@ -20,28 +20,33 @@ taught by the previous one (attention matching + output distillation,
     stage2-binary-activations/       sign activations, real weights
     stage3-binary/                   fully binary (the final model)
 
-The run's ``config.json`` and ``model.h5`` (a copy of the last stage's) sit
-beside them. A stage whose ``model.h5`` exists is done, so ``--resume`` after
-a kill at any point continues the stage that was running and then the next.
-``--stage N`` trains stage N alone as a run of its own (``single_stage``).
-The last training stage starts at ``final_stage_lr_factor`` times the rate.
+A single run is a one-stage plan whose stage directory is the run's own.
+``training.train`` trains a plan's stages in order as ordinary runs
+(``training.run``); nothing here trains. The run's ``config.json`` and
+``model.h5`` (a copy of the last stage's) sit beside the stages. A stage whose
+``model.h5`` exists is done, so ``--resume`` after a kill at any point
+continues the stage that was running and then the next. ``--stage N`` trains
+stage N alone as a run of its own (``single_stage``). The last training stage
+starts at the recipe's ``final_stage_lr_factor`` times the rate, with its
+``final_stage_weight_decay``.
+
+The functions take a ``training.config.TrainConfig`` and return new ones
+(``dataclasses.replace``); they read only the recipes and the registry.
 """
 
 import dataclasses
-import shutil
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
-from bnnzoo import atomic, datasets, runs, zoo
+from bnnzoo import zoo
 
 from . import recipes
-from .train import TrainConfig, prepare_model, train_run
 
 PROGRESSIVE = (("stage0-real", "real"), ("stage1-soft", "soft_activations"),
                ("stage2-binary-activations", "binary_activations"), ("stage3-binary", "binary"))
 
 
-def kind(config: TrainConfig) -> str:
+def kind(config) -> str:
     """"two_step", "progressive" or "" (a single run) for ``config``."""
     stages = recipes.get_recipe(zoo.model_entry(config.model).recipe).stages
     if config.two_step and stages == "progressive":
@@ -50,8 +55,16 @@ def kind(config: TrainConfig) -> str:
     return "two_step" if config.two_step else stages
 
 
-def plan(config: TrainConfig, run_dir: Path) -> List[Tuple[str, TrainConfig]]:
-    """The stage directories' names and configurations, in order."""
+def plan(config, run_dir: Path) -> List[Tuple[str, object]]:
+    """The stage directories' names (relative to ``run_dir``) and
+    configurations, in order; ``[("", config)]`` for a single run."""
+    if config.stage is not None or not kind(config):
+        return [("", config)]
+    return _stages(config, run_dir)
+
+
+def _stages(config, run_dir: Path) -> List[Tuple[str, object]]:
+    """A staged recipe's (or ``--two-step``'s) stages, numbered."""
     run_dir = Path(run_dir).resolve()
     recipe = recipes.Recipe(**config.recipe)
     base = dataclasses.replace(config, two_step=False, recalibrate_bn=False, stage=None,
@@ -70,7 +83,8 @@ def plan(config: TrainConfig, run_dir: Path) -> List[Tuple[str, TrainConfig]]:
     name, last = stages[-1]
     stages[-1] = (name, dataclasses.replace(
         last, learning_rate=last.learning_rate * recipe.final_stage_lr_factor,
-        weight_decay=0.0 if recipe.stages else last.weight_decay))
+        weight_decay=(last.weight_decay if recipe.final_stage_weight_decay is None
+                      else recipe.final_stage_weight_decay)))
     if config.recalibrate_bn:
         stages.append(("step3-batchnorm", dataclasses.replace(
             base, variant="unscaled_weights", batchnorm_only=True, epochs=1,
@@ -79,14 +93,14 @@ def plan(config: TrainConfig, run_dir: Path) -> List[Tuple[str, TrainConfig]]:
     return [(name, dataclasses.replace(stage, stage=i)) for i, (name, stage) in enumerate(stages)]
 
 
-def single_stage(config: TrainConfig) -> TrainConfig:
+def single_stage(config):
     """``config`` (with ``stage`` set) as the configuration of that stage alone:
     taught by ``config.teacher`` and started from ``config.init_from`` (by
     default the teacher, which has the same architecture)."""
     if not kind(config):
         raise ValueError(f"{config.model} trains in one stage; --stage is for staged recipes "
                          "(real2bin, real2bin_baseline) and --two-step.")
-    stages, n = plan(config, Path(".")), config.stage
+    stages, n = _stages(config, Path(".")), config.stage
     if not 0 <= n < len(stages):
         raise ValueError(f"--stage must be 0 to {len(stages) - 1} for {config.model}; got {n}.")
     name, stage = stages[n]
@@ -101,27 +115,3 @@ def single_stage(config: TrainConfig) -> TrainConfig:
                          "with that stage's run directory or model file.")
     return dataclasses.replace(stage, stage=n, teacher=config.teacher,
                                init_from=config.init_from or config.teacher)
-
-
-def train_stages(config: TrainConfig, data: datasets.Dataset, run_dir: Path, resume: bool,
-                 verbose: Optional[int] = None, point_latest: bool = True) -> Path:
-    stages = plan(config, run_dir)
-    pending = [(name, stage) for name, stage in stages
-               if not (run_dir / name / runs.MODEL).is_file()]  # a stage with model.h5 is done
-    # The first pending stage's model before anything is written: a structure
-    # mismatch with --init-from stops here and leaves no run behind.
-    model = prepare_model(pending[0][1], run_dir / pending[0][0]) if pending else None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": runs.package_versions()})
-    if point_latest:
-        runs.set_latest(run_dir)
-    for name, stage in pending:
-        stage_dir = run_dir / name
-        print(f"{run_dir}: {name}")
-        train_run(stage, data, stage_dir, resume=(stage_dir / runs.CONFIG).is_file(),
-                  verbose=verbose, point_latest=False, model=model)
-        model = None  # the next stage builds its own, from (and taught by) this one
-    with atomic.atomic_path(run_dir / runs.MODEL) as tmp:
-        shutil.copyfile(run_dir / stages[-1][0] / runs.MODEL, tmp)
-    return run_dir

@@ -10,8 +10,8 @@ with ``siman_sign`` (per-sample centring, then the sign), ``siman_magnitude``
 (B = the top half of each output channel's standardised weights by
 magnitude), the learnable per-channel scale alpha (initialised to mean |W|)
 and the ``siman_clip`` write-back of the latent weights, whose percentile p
-falls from 15 to 0 over training (``SiManClipSchedule``, added by
-``training.train`` whenever a model has the constraint). Train them with the
+falls from 15 to 0 over training (``SiManClipSchedule``, which the clip asks
+training to run each epoch). Train them with the
 ``siman`` recipes: SGD, cosine, no weight decay on the kernels and alphas.
 
 * ImageNet layout, ``siman_resnet18`` / ``siman_resnet34``: ResNet stages

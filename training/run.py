@@ -1,0 +1,200 @@
+"""One training run: a resolved ``TrainConfig`` trained into one run directory.
+
+model (from the registry, in the precision ``training.hardware`` picks) ->
+recipe (optimiser, schedule, loss, weight decay) -> ``model.fit`` (with XLA
+where ``training.xla`` measures it faster) -> the run directory
+(``bnnzoo.runs``). After every epoch the model, the optimiser and the epoch
+counter are checkpointed, so a run killed at any moment (even ``kill -9``)
+continues from its last completed epoch when trained again; the
+learning-rate schedule continues from the restored step. What the model's
+quantizers or constraints ask to change each epoch (``epoch_schedules``:
+SiMaN's clip) runs as a callback.
+"""
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import tensorflow as tf
+
+from bnnzoo import atomic, datasets, runs, zoo
+from bnnzoo.zoo.binary_layers import undecayed_weights
+
+from . import hardware, recipes, xla
+from .config import TrainConfig
+from .distill import TeacherStudent
+from .history import HistoryRecorder
+from .initialise import initialise_from
+
+
+def write_config(run_dir: Path, config: TrainConfig) -> None:
+    """``config.json``: the resolved configuration and the stack's versions."""
+    runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": runs.package_versions()})
+
+
+def epoch_schedules(model: tf.keras.Model, epochs: int) -> List[tf.keras.callbacks.Callback]:
+    """The per-epoch schedules ``model``'s quantizers and constraints ask for:
+    each kind with an ``epoch_schedule(epochs)`` class method (SiMaN's clip,
+    whose p falls to 0) gives one callback."""
+    kinds = {type(part) for layer in model.layers
+             for part in (getattr(layer, name, None) for name in
+                          ("input_quantizer", "kernel_quantizer", "kernel_constraint"))
+             if hasattr(part, "epoch_schedule")}
+    return [kind.epoch_schedule(epochs) for kind in sorted(kinds, key=lambda kind: kind.__name__)]
+
+
+def build_model(config: TrainConfig) -> tf.keras.Model:
+    """``config``'s model, its layers computing in ``config.precision``."""
+    with hardware.precision_scope(config.precision):
+        return runs.build_network(dataclasses.asdict(config))
+
+
+def use_xla(config: TrainConfig) -> Tuple[bool, str]:
+    """Whether ``config``'s training step compiles with XLA, and why (training.xla)."""
+    if config.xla != "auto":
+        return xla.choose(config.xla, "", None, config.batch_size)
+    if config.strategy != "default":
+        return False, "auto: distributed runs are not probed"
+
+    def compiled(jit: bool) -> tf.keras.Model:
+        probe = dataclasses.replace(config, xla="on" if jit else "off")
+        model = build_model(probe)
+        compile_model(model, probe)
+        return model
+
+    key = xla.probe_key(config.model, config.width, config.input_shape, config.batch_size,
+                        hardware.resolve_precision(config.precision))
+    return xla.choose(config.xla, key, compiled, config.batch_size)
+
+
+def compile_model(model: tf.keras.Model, config: TrainConfig) -> None:
+    """The recipe's optimiser, loss (with L2 decay in "l2" mode) and metrics."""
+    recipe = recipes.Recipe(**config.recipe)
+    no_decay = undecayed_weights(model)
+    decoupled = config.weight_decay
+    if recipe.weight_decay_mode != "decoupled":
+        if config.weight_decay > 0:
+            recipes.add_l2_penalty(model, recipes.decayed_weights(
+                model, recipe.weight_decay_mode, no_decay), config.weight_decay)
+        decoupled = 0.0
+    optimizer = recipes.make_optimizer(
+        recipe,
+        learning_rate=config.learning_rate,
+        total_steps=config.epochs * config.steps_per_epoch,
+        steps_per_epoch=config.steps_per_epoch,
+        weight_decay=decoupled,
+        no_decay=no_decay,
+    )
+    if hardware.resolve_precision(config.precision) == "float16":
+        optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
+    model.compile(
+        optimizer=optimizer,
+        loss=recipes.make_loss(config.label_smoothing),
+        metrics=recipes.make_metrics(),
+        jit_compile=use_xla(config)[0],
+    )
+    optimizer.build(model.trainable_variables)
+
+
+class EpochCheckpoint(tf.keras.callbacks.Callback):
+    """Save model + optimiser + the number of completed epochs after each epoch."""
+
+    def __init__(self, manager: tf.train.CheckpointManager, epoch: tf.Variable):
+        super().__init__()
+        self.manager = manager
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.assign(epoch + 1)
+        self.manager.save(checkpoint_number=epoch + 1)
+
+
+def trained_part(model: tf.keras.Model) -> tf.keras.Model:
+    """What a run trains and keeps: the student of a ``TeacherStudent``, else the model."""
+    return model.student if isinstance(model, TeacherStudent) else model
+
+
+def checkpoint_for(model: tf.keras.Model, run_dir: Path):
+    """Checkpoint of the trained part (a teacher is fixed: it is read again from its file)."""
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
+    checkpoint = tf.train.Checkpoint(model=trained_part(model), optimizer=model.optimizer,
+                                     epoch=epoch)
+    manager = tf.train.CheckpointManager(checkpoint, Path(run_dir) / runs.CHECKPOINTS, max_to_keep=2)
+    return checkpoint, manager, epoch
+
+
+def prepare_model(config: TrainConfig, run_dir: Path) -> tf.keras.Model:
+    """``config``'s model, built and compiled; initialised from ``config.init_from``
+    unless ``run_dir`` already has a checkpoint; with a ``config.teacher``, the
+    student inside a ``distill.TeacherStudent``. Writes nothing, so a structure
+    mismatch (``InitialisationError``) leaves no trace."""
+    tf.keras.utils.set_random_seed(config.seed)
+    student = model = build_model(config)
+    if config.teacher:
+        model = TeacherStudent(student, runs.load_source(Path(config.teacher)).model,
+                               attention_weight=config.attention_weight,
+                               output_weight=config.output_weight,
+                               temperature=config.temperature)
+    compile_model(model, config)
+    if config.init_from and not tf.train.latest_checkpoint(run_dir / runs.CHECKPOINTS):
+        source = runs.load_source(Path(config.init_from))
+        copied = initialise_from(student, source.model)
+        print(f"Initialised {copied} layers from {config.init_from}.")
+        twin = zoo.model_entry(config.model).twin
+        if source.name not in (config.model, twin):
+            print(f"Note: {source.name} is not {config.model}'s real-valued twin "
+                  f"({twin or 'none registered'}); the structures match.")
+    return model
+
+
+def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *,
+              model: Optional[tf.keras.Model] = None, verbose: Optional[int] = None) -> Path:
+    """Train one run directory with a resolved ``config`` (and its
+    ``prepare_model``), from its last checkpoint if it has one; the directory
+    gets its ``config.json`` when it is first written."""
+    if model is None:
+        model = prepare_model(config, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / runs.CONFIG).is_file():
+        write_config(run_dir, config)
+
+    checkpoint, manager, epoch_var = checkpoint_for(model, run_dir)
+    initial_epoch = 0
+    status = runs.restore_checkpoint(checkpoint, run_dir)
+    if status is not None:
+        status.assert_existing_objects_matched()
+        initial_epoch = int(epoch_var.numpy())
+    if initial_epoch >= config.epochs and (run_dir / runs.MODEL).is_file():
+        print(f"{run_dir} has already finished its {config.epochs} epochs.")
+        return run_dir
+
+    train_ds = datasets.pipeline(data, "train", image_shape=config.input_shape,
+                                 batch_size=config.batch_size, training=True, seed=config.seed)
+    val_ds = datasets.pipeline(data, "test", image_shape=config.input_shape,
+                               batch_size=config.batch_size)
+    if config.validation_steps:
+        val_ds = val_ds.take(config.validation_steps)
+    # History first, checkpoint second: killed between the two, the resumed run
+    # repeats that epoch and replaces its history row, so no row is ever lost.
+    callbacks = [
+        HistoryRecorder(run_dir, initial_epoch),
+        EpochCheckpoint(manager, epoch_var),
+        tf.keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.LOGS), profile_batch=0),
+    ]
+    callbacks[:0] = epoch_schedules(model, config.epochs)
+    if initial_epoch < config.epochs:
+        if initial_epoch:
+            print(f"Resuming {run_dir} at epoch {initial_epoch + 1}/{config.epochs}.")
+        model.fit(
+            train_ds,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=config.steps_per_epoch,
+            validation_data=val_ds,
+            callbacks=callbacks,
+            verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
+        )
+    with atomic.atomic_path(run_dir / runs.MODEL) as tmp:
+        hardware.float32_copy(trained_part(model)).save(tmp, include_optimizer=False, save_format="h5")
+    return run_dir
