@@ -21,7 +21,7 @@ import tensorflow as tf
 from bnnzoo import datasets, runs
 from bnnzoo.export import flatbuffer as fb
 from bnnzoo.export.parity import predict_batches
-from bnnzoo.export.pipeline import read_flatbuffer, report_path
+from bnnzoo.export.pipeline import report_path
 
 
 def evaluate(target: Optional[Path] = None, *, dataset: Optional[str] = None,
@@ -45,21 +45,32 @@ def evaluate(target: Optional[Path] = None, *, dataset: Optional[str] = None,
         source.model.output_shape[-1], "The model", dataset=dataset, data_dir=data_dir,
         recorded=(source.dataset, source.data_dir),
         missing=f"Evaluating the model file {target} needs --dataset (it is not in a run directory).")
-    ds = datasets.pipeline(data, "test", image_shape=source.model.input_shape[1:],
+    return {"model": str(source.path), **evaluate_model(source.model, data, batch_size=batch_size,
+                                                        limit=limit)}
+
+
+def evaluate_model(model: tf.keras.Model, data: datasets.Dataset, *, batch_size: int = 256,
+                   limit: Optional[int] = None) -> dict:
+    """Top-1 / top-5 / loss of a Keras ``model`` in memory on ``data``'s test
+    split (its first ``limit`` images)."""
+    if model.output_shape[-1] != data.num_classes:
+        raise ValueError(f"The model predicts {model.output_shape[-1]} classes but {data.name} "
+                         f"has {data.num_classes}.")
+    ds = datasets.pipeline(data, "test", image_shape=model.input_shape[1:],
                            batch_size=batch_size, limit=limit)
-    source.model.compile(loss=tf.keras.losses.CategoricalCrossentropy(), metrics=[
+    model.compile(loss=tf.keras.losses.CategoricalCrossentropy(), metrics=[
         tf.keras.metrics.CategoricalAccuracy(name="accuracy"),
         tf.keras.metrics.TopKCategoricalAccuracy(5, name="top5")])
-    results = source.model.evaluate(ds, verbose=0, return_dict=True)
+    results = model.evaluate(ds, verbose=0, return_dict=True)
     examples = min(limit, data.examples("test")) if limit else data.examples("test")
-    return {"model": str(source.path), "top1": float(results["accuracy"]),
-            "top5": float(results["top5"]), "loss": float(results["loss"]),
-            "examples": int(examples), "dataset": data.name, "source": data.source}
+    return {"top1": float(results["accuracy"]), "top5": float(results["top5"]),
+            "loss": float(results["loss"]), "examples": int(examples), "dataset": data.name,
+            "source": data.source}
 
 
 def _evaluate_flatbuffer(path: Path, *, dataset: Optional[str], data_dir: Optional[str],
                          batch_size: int, limit: Optional[int], num_threads: int) -> dict:
-    buf = read_flatbuffer(path)
+    buf = fb.read_flatbuffer(path)
     recorded = json.loads(report_path(path).read_text()) if report_path(path).is_file() else {}
     data, _, _ = runs.dataset_for(
         fb.output_shape(buf)[-1], str(path), dataset=dataset, data_dir=data_dir,

@@ -62,12 +62,17 @@ def _under_runs_root(path: Path) -> bool:
     return Path(path).resolve().is_relative_to(root) or Path(path).absolute().is_relative_to(root)
 
 
-def set_latest(run_dir: Path) -> None:
-    if _under_runs_root(run_dir):
-        atomic.write_text(latest_pointer(), str(Path(run_dir).resolve()) + "\n")
+def _set_pointer(pointer: Path, target: Path, what: str) -> None:
+    """``pointer`` names ``target`` if it lies in the runs folder; else a note."""
+    if _under_runs_root(target):
+        atomic.write_text(pointer, str(Path(target).resolve()) + "\n")
     else:
-        print(f"Note: {latest_pointer()} still names the previous run ({run_dir} is outside "
-              f"{runs_root()}); name {run_dir} in later commands.", file=sys.stderr)
+        print(f"Note: {pointer} still names the previous {what} ({target} is outside "
+              f"{runs_root()}); name {target} in later commands.", file=sys.stderr)
+
+
+def set_latest(run_dir: Path) -> None:
+    _set_pointer(latest_pointer(), run_dir, "run")
 
 
 def latest_run() -> Path:
@@ -109,11 +114,7 @@ def latest_export_pointer() -> Path:
 
 
 def set_latest_export(flatbuffer: Path) -> None:
-    if _under_runs_root(flatbuffer):
-        atomic.write_text(latest_export_pointer(), str(Path(flatbuffer).resolve()) + "\n")
-    else:
-        print(f"Note: {latest_export_pointer()} still names the previous export ({flatbuffer} "
-              f"is outside {runs_root()}); name {flatbuffer} in later commands.", file=sys.stderr)
+    _set_pointer(latest_export_pointer(), flatbuffer, "export")
 
 
 def latest_export() -> Path:

@@ -12,10 +12,10 @@ import bnnzoo  # (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 bnnzoo.one_import_path(__name__)
 
 from .convert import TARGETS, ConversionError, export_flatbuffer
-from .flatbuffer import FlatbufferError, operator_histogram, operators
+from .flatbuffer import FlatbufferError, operator_histogram, operators, read_flatbuffer
 from .footprint import Footprint, footprint
 from .parity import parity_report, predict_flatbuffer
-from .pipeline import compare_with_keras, export_model, read_flatbuffer, report_path
+from .pipeline import compare_with_keras, export_model, report_path
 from .report import ExportError, check_report, export_report, format_report
 
 __all__ = ["TARGETS", "ConversionError", "ExportError", "FlatbufferError", "Footprint", "check_report",

@@ -20,7 +20,7 @@ The parts, one job each: :mod:`.benchmark_devices` (device specs, the binary,
 :class:`BenchmarkError`), :mod:`.benchmark_commands` (the device commands, quoted
 for the device's shell), :mod:`.benchmark_process` (running one command within a
 time limit), :mod:`.benchmark_report` (the report and the output parser). This
-module runs them; it also exports their public names.
+module runs them.
 """
 
 import math
@@ -33,23 +33,16 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .benchmark_commands import (ANDROID_TMP, CONNECT_TIMEOUT_S, REMOTE_MODEL_NAME, DeviceSteps, Step,
-                                 adb_commands, benchmark_command, ssh_base, ssh_commands,
+from .benchmark_commands import (ANDROID_TMP, CONNECT_TIMEOUT_S, Step, adb_commands, ssh_commands,
                                  ssh_mktemp_command)
-from .benchmark_devices import (BINARY_ENV, BINARY_NAME, DEVICE_FORMS, RELEASES_URL, BenchmarkError,
-                                Device, PathLike, find_binary, parse_device)
+from .benchmark_devices import BINARY_NAME, BenchmarkError, Device, PathLike, find_binary, parse_device
 from .benchmark_process import execute
 from .benchmark_report import BenchmarkReport, output_tail, parse_benchmark_output
-from .flatbuffer import FlatbufferError
+from .flatbuffer import FlatbufferError, read_flatbuffer
 from .parity import interpreter
-from .pipeline import read_flatbuffer
 
-__all__ = ["ANDROID_TMP", "BINARY_ENV", "BINARY_NAME", "CLEANUP_TIMEOUT_S", "CONNECT_TIMEOUT_S",
-           "COPY_TIMEOUT_S", "DEVICE_FORMS", "RELEASES_URL", "REMOTE_MODEL_NAME", "RUN_TIMEOUT_S",
-           "BenchmarkError", "BenchmarkReport", "Device", "DeviceSteps", "Step", "adb_commands",
-           "benchmark", "benchmark_command", "device_benchmark", "find_binary", "host_benchmark",
-           "local_binary_benchmark", "parse_benchmark_output", "parse_device", "ssh_base",
-           "ssh_commands", "ssh_mktemp_command"]
+__all__ = ["BenchmarkError", "BenchmarkReport", "benchmark", "device_benchmark", "host_benchmark",
+           "local_binary_benchmark"]
 
 COPY_TIMEOUT_S = 300
 RUN_TIMEOUT_S = 900

@@ -15,6 +15,7 @@ from the tensors' shapes, as they run on the device:
 import collections
 import contextlib
 import dataclasses
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -167,3 +168,14 @@ def output_shape(buf: bytes) -> Tuple[int, ...]:
     graph = _model(buf).subgraphs[0]
     with _damaged():
         return tuple(int(d) for d in graph.tensors[graph.outputs[0]].shape[1:])
+
+
+def read_flatbuffer(path) -> bytes:
+    """The bytes of a flatbuffer file, checked to be one (``FlatbufferError``,
+    a ``ValueError``, on a damaged file; ``FileNotFoundError`` if absent)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist.")
+    buf = path.read_bytes()
+    operators(buf)
+    return buf

@@ -111,16 +111,6 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
     return output, report
 
 
-def read_flatbuffer(path: Path) -> bytes:
-    """The bytes of a flatbuffer file, checked to be one."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist.")
-    buf = path.read_bytes()
-    fb.operators(buf)  # raises FlatbufferError (a ValueError) on a damaged file
-    return buf
-
-
 def compare_with_keras(path: Path, source: Optional[Path] = None, *, dataset: Optional[str] = None,
                        data_dir: Optional[str] = None, batch_size: int = 256,
                        limit: Optional[int] = None, num_threads: int = 2) -> dict:
@@ -129,7 +119,7 @@ def compare_with_keras(path: Path, source: Optional[Path] = None, *, dataset: Op
     image on the test split: both top-1s and McNemar's test of their difference
     (:func:`.parity.paired_top1`)."""
     path = Path(path)
-    buf = read_flatbuffer(path)
+    buf = fb.read_flatbuffer(path)
     recorded = json.loads(report_path(path).read_text()) if report_path(path).is_file() else {}
     if source is None and "source" not in recorded:
         raise ValueError(f"{path} has no export report naming its Keras model: pass the run "

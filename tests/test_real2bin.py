@@ -1,6 +1,7 @@
 """Real-to-Binary: the networks, their stage variants, the losses and the
 progressive teacher-student pipeline on real data."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,7 +13,7 @@ from larq_zoo.literature.real_to_bin_nets import RealToBinNetBNNFactory
 from larq_zoo.training.knowledge_distillation.knowledge_distillation import (
     AttentionMatchingLossLayer, OutputDistributionMatchingLossLayer)
 
-from bnnzoo import export, zoo
+from bnnzoo import export, runs, zoo
 from bnnzoo.runs import load_model_file
 from bnnzoo.export import flatbuffer
 from bnnzoo.training import recipes, stages
@@ -317,6 +318,44 @@ def test_resolve_refuses_options_that_do_not_fit():
     ]:
         with pytest.raises(ValueError, match=message):
             resolve(config, data)
+
+
+def test_a_staged_run_killed_before_its_final_copy_finishes_on_resume(tmp_path, capsys):
+    """Every stage has its model.h5 but the run's own copy is missing (killed in
+    between): resuming trains nothing and writes the copy; then it is finished."""
+    from bnnzoo.training.train import train_plan
+
+    config = TrainConfig(model="real2bin", learning_rate=1e-3, epochs=2,
+                         recipe=vars(recipes.get_recipe("real2bin")).copy())
+    for i, (name, _) in enumerate(stages.plan(config, tmp_path)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.h5").write_bytes(b"stage %d" % i)
+    train_plan(config, None, tmp_path, resume=True, point_latest=False)
+    assert (tmp_path / "model.h5").read_bytes() == b"stage 3"
+    train_plan(config, None, tmp_path, resume=True, point_latest=False)
+    assert "has already finished every stage" in capsys.readouterr().out
+
+
+def test_resume_checks_the_options_as_they_were_typed(tmp_path):
+    """A stage run stores the stage's own rate (x0.2 in the last stage) and
+    the options as typed: resumed with the same typed options it continues;
+    another value is refused, whether it was typed or resolved at the start."""
+    from bnnzoo.training.train import prepare_run
+
+    typed = TrainConfig(model="real2bin", stage=3, learning_rate=1e-3, teacher="/t", epochs=2)
+    run_dir, config = prepare_run(typed, tmp_path / "stage3", resume=False)
+    assert config.options == {"epochs": 2, "learning_rate": 1e-3, "stage": 3, "teacher": "/t"}
+    stored = dataclasses.replace(config, learning_rate=2e-4, init_from="/t", weight_decay=0.0)
+    run_dir.mkdir()
+    runs.write_config(run_dir, dataclasses.asdict(stored))
+    _, resumed = prepare_run(typed, run_dir, resume=True)
+    assert resumed.learning_rate == 2e-4  # the stored stage's, not the typed one
+    prepare_run(TrainConfig(model="real2bin", weight_decay=0.0), run_dir, resume=True)  # resolved
+    for other, clash in ((dataclasses.replace(typed, learning_rate=5e-4), "learning_rate"),
+                         (dataclasses.replace(typed, epochs=3), "epochs"),
+                         (TrainConfig(model="real2bin", weight_decay=1e-4), "weight_decay")):
+        with pytest.raises(runs.RunError, match=f"differ from its config.json: {clash}"):
+            prepare_run(other, run_dir, resume=True)
 
 
 TRAIN = ["--dataset", "fashion_mnist", "--epochs", "2", "--steps-per-epoch", "40",

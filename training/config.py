@@ -49,6 +49,7 @@ class TrainConfig:
     output_weight: float = 0.0
     temperature: float = 1.0
     strategy: str = "default"  # training.distribution: default | mirrored | multi-worker
+    options: Optional[dict] = None  # the OVERRIDABLE options as typed: what --resume checks
     # Filled in by resolve():
     recipe: Optional[dict] = None
     input_shape: Optional[Tuple[int, int, int]] = None
@@ -67,6 +68,10 @@ def config_from_dict(stored: dict) -> TrainConfig:
     if "jit_compile" in stored:  # runs from before --xla / --precision
         stored.setdefault("xla", "on" if stored["jit_compile"] else "off")
         stored.setdefault("precision", "float32")
+    recipe = stored.get("recipe")
+    if recipe and "final_stage_weight_decay" not in recipe:  # runs from before the field
+        stored["recipe"] = {**recipe, "final_stage_weight_decay": 0.0 if recipe.get("stages")
+                            else None}
     return TrainConfig(**{k: v for k, v in stored.items() if k in fields})
 
 
@@ -74,6 +79,12 @@ OVERRIDABLE = ("dataset", "data_dir", "input_size", "epochs", "steps_per_epoch",
                "batch_size", "learning_rate", "weight_decay", "label_smoothing",
                "validation_steps", "xla", "precision", "seed", "init_from", "variant",
                "batchnorm_only", "two_step", "recalibrate_bn", "width", "stage", "teacher")
+
+
+def typed_options(config: TrainConfig) -> dict:
+    """The ``OVERRIDABLE`` options ``config`` sets to other than their defaults."""
+    defaults = TrainConfig(model=config.model)
+    return {k: getattr(config, k) for k in OVERRIDABLE if getattr(config, k) != getattr(defaults, k)}
 
 
 def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:

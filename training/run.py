@@ -28,7 +28,7 @@ from .history import HistoryRecorder
 from .initialise import initialise_from
 
 
-def write_config(run_dir: Path, config: TrainConfig) -> None:
+def write_run_config(run_dir: Path, config: TrainConfig) -> None:
     """``config.json``: the resolved configuration and the stack's versions."""
     runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": runs.package_versions()})
 
@@ -157,7 +157,7 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *,
         model = prepare_model(config, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / runs.CONFIG).is_file():
-        write_config(run_dir, config)
+        write_run_config(run_dir, config)
 
     checkpoint, manager, epoch_var = checkpoint_for(model, run_dir)
     initial_epoch = 0
@@ -165,10 +165,6 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *,
     if status is not None:
         status.assert_existing_objects_matched()
         initial_epoch = int(epoch_var.numpy())
-    if initial_epoch >= config.epochs and (run_dir / runs.MODEL).is_file():
-        print(f"{run_dir} has already finished its {config.epochs} epochs.")
-        return run_dir
-
     train_ds = datasets.pipeline(data, "train", image_shape=config.input_shape,
                                  batch_size=config.batch_size, training=True, seed=config.seed)
     val_ds = datasets.pipeline(data, "test", image_shape=config.input_shape,

@@ -22,8 +22,8 @@ import tensorflow as tf
 from bnnzoo import atomic, datasets, runs
 
 from . import distribution, hardware, stages
-from .config import OVERRIDABLE, TrainConfig, config_from_dict, resolve
-from .run import prepare_model, train_run, use_xla, write_config
+from .config import TrainConfig, config_from_dict, resolve, typed_options
+from .run import prepare_model, train_run, use_xla, write_run_config
 
 
 def train(config: TrainConfig, output: Optional[Path] = None, resume: bool = False,
@@ -42,9 +42,9 @@ def train(config: TrainConfig, output: Optional[Path] = None, resume: bool = Fal
         folder = distribution.worker_folder(chief_dir)
         print(f"Worker {distribution.cluster_spec()['task']['index']}: training beside the chief, "
               f"writing to {folder} (removed at the end).")
-        if resume:
-            shutil.copytree(chief_dir, folder, dirs_exist_ok=True)
     try:
+        if not chief and resume:
+            shutil.copytree(chief_dir, folder, dirs_exist_ok=True)
         run_dir, stored = prepare_run(config, folder, resume)
         config = dataclasses.replace(stored, strategy=config.strategy)
         data = datasets.load(config.dataset, config.data_dir)
@@ -65,18 +65,18 @@ def train_plan(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *, re
     plan = stages.plan(config, run_dir)
     pending = [(name, stage) for name, stage in plan
                if not (run_dir / name / runs.MODEL).is_file()]
-    if not pending:
+    if not pending and (run_dir / runs.MODEL).is_file():
         if point_latest:
             runs.set_latest(run_dir)
-        print(f"{run_dir} has already finished its {config.epochs} epochs"
-              f"{' in every stage' if len(plan) > 1 else ''}.")
+        print(f"{run_dir} has already finished "
+              + ("every stage." if len(plan) > 1 else f"its {config.epochs} epochs."))
         return run_dir
     # The first pending stage's model before anything is written: a structure
     # mismatch with --init-from stops here and leaves no run behind.
-    model = prepare_model(pending[0][1], run_dir / pending[0][0])
+    model = prepare_model(pending[0][1], run_dir / pending[0][0]) if pending else None
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
-        write_config(run_dir, config)
+        write_run_config(run_dir, config)
     if point_latest:
         runs.set_latest(run_dir)
     for name, stage in pending:
@@ -117,12 +117,11 @@ def prepare_run(config: TrainConfig, output: Optional[Path], resume: bool) -> Tu
             stored = dataclasses.asdict(config_from_dict(runs.read_config(run_dir)))
         except (TypeError, ValueError) as err:
             raise runs.RunError(f"{run_dir / runs.CONFIG} is not a run configuration: {err}") from None
-        defaults = TrainConfig(model=config.model)
-        # A stage's stored options are the stage's (training.stages.single_stage
-        # scales the last stage's rate, clears two_step): not the ones typed.
-        staged = ("learning_rate", "two_step", "recalibrate_bn") if stored.get("stage") is not None else ()
-        clashes = [k for k in OVERRIDABLE if k not in staged
-                   and getattr(config, k) != getattr(defaults, k) and getattr(config, k) != stored.get(k)]
+        # An option typed now must be what was typed when the run started, or
+        # what the run resolved it to (a stage's own rate, the recipe's epochs).
+        typed, started = typed_options(config), stored.get("options") or {}
+        clashes = [k for k, value in typed.items()
+                   if value != stored.get(k) and (k not in started or value != started[k])]
         if stored["model"] != config.model:
             clashes.insert(0, "model")
         if clashes:
@@ -137,4 +136,4 @@ def prepare_run(config: TrainConfig, output: Optional[Path], resume: bool) -> Tu
             f"{run_dir} already exists and is not empty: pass --resume to continue "
             "that run, or choose another --output."
         )
-    return run_dir, config
+    return run_dir, dataclasses.replace(config, options=typed_options(config))

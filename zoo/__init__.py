@@ -1,8 +1,8 @@
 """The networks, in larq-zoo's conventions, reached by name through a registry.
 
 >>> from bnnzoo import zoo
->>> zoo.list_models()
-['bireal18']
+>>> zoo.list_models()[:3]
+['bireal101', 'bireal152', 'bireal18']
 >>> model = zoo.get_model("bireal18", input_shape=(28, 28, 1), num_classes=10)
 """
 

@@ -29,6 +29,7 @@ family shares:
   so it survives saving and loading.
 """
 
+import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
@@ -53,9 +54,18 @@ class AttentionPoint(tf.keras.layers.Layer):
         return inputs
 
 
+#: How models saved without ``AttentionPoint`` layers (this zoo's before it had
+#: them, larq-zoo's ``RealToBinaryNet``) name their block outputs.
+_BLOCK_OUT = re.compile(r".*block_\d+_out")
+
+
 def attention_points(model: tf.keras.Model) -> List[tf.Tensor]:
-    """The outputs of ``model``'s attention points, in order."""
-    return [layer.output for layer in model.layers if isinstance(layer, AttentionPoint)]
+    """The outputs of ``model``'s attention points, in order; in a model saved
+    without them, the layers named ``..._block_N_out``."""
+    points = [layer for layer in model.layers if isinstance(layer, AttentionPoint)]
+    if not points:
+        points = [layer for layer in model.layers if _BLOCK_OUT.fullmatch(layer.name)]
+    return [layer.output for layer in points]
 
 
 class ModelFactory:
@@ -111,8 +121,11 @@ class ModelFactory:
         raise NotImplementedError
 
     def head(self, x):
-        """Global average pool -> dense -> softmax (in float32 under mixed precision)."""
-        x = lqz_utils.global_pool(x)
+        """Global average pool -> ``classifier``."""
+        return self.classifier(lqz_utils.global_pool(x))
+
+    def classifier(self, x):
+        """Dense -> softmax (in float32 under mixed precision)."""
         x = tf.keras.layers.Dense(self.num_classes)(x)
         return tf.keras.layers.Activation("softmax", dtype="float32")(x)
 

@@ -51,6 +51,7 @@ from bnnzoo.quantizers.border_corrected_conv import BorderCorrectedQuantConv2D
 from .core import ModelFactory, uses_small_image_stem
 from .registry import register_model
 
+
 @tf.keras.utils.register_keras_serializable(package="bnnzoo")
 class LearnedRescale(tf.keras.layers.Layer):
     r"""XNOR-Net++'s learned scale \( y = x\, s_h s_w s_c \): one factor per row,
@@ -83,6 +84,8 @@ class LearnedRescale(tf.keras.layers.Layer):
 
 
 PAPER = "Martinez et al., Real-to-Binary Net, ICLR 2020 (arXiv:2003.11535)"
+
+
 class Real2BinFactory(ModelFactory):
     """Builds ``real2bin`` (``gated``) or ``real2bin_baseline``; layer names follow larq-zoo."""
 

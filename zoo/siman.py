@@ -133,8 +133,7 @@ class SiManLayers:
         """Global average pool -> BatchNorm (scale 1) -> dense -> softmax."""
         x = lqz_utils.global_pool(x)
         x = tf.keras.layers.BatchNormalization(momentum=self.batch_norm_momentum, epsilon=1e-5)(x)
-        x = tf.keras.layers.Dense(self.num_classes)(x)
-        return tf.keras.layers.Activation("softmax", dtype="float32")(x)
+        return self.classifier(x)
 
 
 class SiManResNet18(SiManLayers, BiRealNetFactory):

@@ -100,9 +100,7 @@ class SiManVGGSmall(SiManLayers, ModelFactory):
         return x
 
     def head(self, x):
-        x = tf.keras.layers.Flatten()(x)
-        x = tf.keras.layers.Dense(self.num_classes)(x)
-        return tf.keras.layers.Activation("softmax", dtype="float32")(x)
+        return self.classifier(tf.keras.layers.Flatten()(x))
 
 
 @register_model(paper=PAPER, recipe="siman")
