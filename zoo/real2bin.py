@@ -92,8 +92,8 @@ class Real2BinFactory(ModelFactory):
     name = "real2bin"
     gated = True
     filters = 64  # width of the stem and the first stage; doubles at blocks 4, 6, 8
-    min_filters = 8  # the gate's C/8 units
     scaling_r = 8
+    min_filters = scaling_r  # the gate's C/r units need C >= r
     input_quantizer = "ste_sign"
     kernel_quantizer = "ste_sign"
     kernel_constraint = "weight_clip"
