@@ -23,6 +23,7 @@ from bnnzoo.zoo.binary_layers import binary_operations
 
 from . import flatbuffer as fb
 from .convert import TARGETS, export_flatbuffer
+from .dense_as_conv import binary_dense_as_conv
 from .parity import interpreter, paired_top1, parity_report, predict
 from .report import ExportError, check_report, export_report
 
@@ -106,13 +107,20 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
             model.output_shape[-1], "The model", dataset=dataset, data_dir=data_dir,
             recorded=(source.dataset, source.data_dir), missing="")
 
-    buf = export_flatbuffer(model, target, int8_io=int8_io)
+    # Binary dense layers as the equal 1x1 binary convolutions (LCE bitpacks
+    # those); parity below compares the flatbuffer with the model as loaded.
+    converted, dense = binary_dense_as_conv(model)
+    buf = export_flatbuffer(converted, target, int8_io=int8_io)
     report = {
         "flatbuffer": output.name, "model": name, "target": target, "source": str(source.path),
         "dataset": dataset, "data_dir": data_dir,
         "input_shape": [int(d) for d in model.input_shape[1:]],
-        **export_report(model, buf),
+        **export_report(converted, buf),
     }
+    missing = set(report["binary_convolutions"]["not_bitpacked"])
+    report["binary_dense"] = {"keras": len(dense),
+                              "as_lce_bconv2d": len([n for n in dense if n not in missing]),
+                              "layers": dense}
     if data is not None:
         images = first_test_images(data, model.input_shape[1:], parity_images)
         inputs = f"{data.name} test images"

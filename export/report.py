@@ -146,6 +146,9 @@ def format_report(report: dict) -> str:
         "",
         f"binary convolutions     {bconv['lce_bconv2d']} LceBconv2d for {bconv['keras']} in Keras"
         + (f"; NOT bitpacked: {', '.join(bconv['not_bitpacked'])}" if bconv["not_bitpacked"] else ""),
+        *([f"binary dense layers     {report['binary_dense']['as_lce_bconv2d']} of "
+           f"{report['binary_dense']['keras']} as 1x1 LceBconv2d"]
+          if report.get("binary_dense", {}).get("keras") else []),
         f"binary MACs             {100 * macs['binary_share']:.2f} % "
         f"({macs['binary']:,} binary, {macs['float']:,} float per image)",
         f"flatbuffer size         {size['flatbuffer_bytes']:,} bytes = "

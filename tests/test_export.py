@@ -86,6 +86,25 @@ def test_a_binary_layer_lce_cannot_bitpack_fails_the_export_by_name():
         export.check_report(report)
 
 
+def test_binary_dense_rewritten_as_the_equal_1x1_binary_convolution():
+    from bnnzoo.export.dense_as_conv import binary_dense_as_conv
+
+    model = tiny_bnn(binary_head=True, name="binary_head")
+    rewritten, names = binary_dense_as_conv(model)
+    assert names == ["binary_dense"]
+    assert rewritten.get_layer("binary_dense").kernel.shape == (1, 1, 8, 10)
+    images = np.random.default_rng(0).normal(size=(16, 8, 8, 1)).astype("float32")
+    np.testing.assert_array_equal(rewritten.predict(images, verbose=0),
+                                  model.predict(images, verbose=0))
+    buf = export.export_flatbuffer(rewritten, "arm64")
+    report = export.export_report(rewritten, buf)
+    assert report["binary_convolutions"] == {"keras": 3, "lce_bconv2d": 3, "not_bitpacked": []}
+    assert "FULLY_CONNECTED" not in report["operators"]
+    assert export.predict_flatbuffer(buf, images) == pytest.approx(
+        model.predict(images, verbose=0), abs=1e-4)
+    assert binary_dense_as_conv(tiny_bnn())[1] == []  # a float head stays as it is
+
+
 def test_matching_falls_back_to_the_convolution_shape():
     layer = lq.layers.QuantConv2D(16, 3, strides=2, input_quantizer="ste_sign",
                                   kernel_quantizer="ste_sign", name="renamed")

@@ -218,15 +218,18 @@ def test_a_model_file_without_binary_layers_is_refused(tmp_path):
     assert not list(tmp_path.glob("*.tflite"))
 
 
-def test_a_layer_that_is_not_bitpacked_fails_the_export_and_writes_nothing(tmp_path):
+def test_a_binary_dense_layer_exports_bitpacked_as_a_1x1_binary_convolution(tmp_path):
     path = tmp_path / "binary_head.h5"
     tiny_bnn(binary_head=True).save(path)
     result = run_cli(tmp_path / "runs", "export", path, "--dataset", "fashion_mnist",
                      "--parity-images", "16")
-    assert result.returncode == 1
-    assert "did not become LceBconv2d: binary_dense" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert not list(tmp_path.glob("*.tflite")) and not list(tmp_path.glob("*.json"))
+    assert result.returncode == 0, result.stderr
+    assert "binary dense layers     1 of 1 as 1x1 LceBconv2d" in result.stdout
+    report = json.loads((tmp_path / "tiny-arm64.report.json").read_text())
+    assert report["binary_dense"] == {"keras": 1, "as_lce_bconv2d": 1, "layers": ["binary_dense"]}
+    assert report["binary_convolutions"] == {"keras": 3, "lce_bconv2d": 3, "not_bitpacked": []}
+    assert "FULLY_CONNECTED" not in report["operators"]
+    assert report["parity"]["noise_floor"]["faithful"]  # against the model as saved
 
 
 def larq_zoo_style_model(side=16):
