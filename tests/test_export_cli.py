@@ -10,7 +10,7 @@ import tensorflow as tf
 from bnnzoo import export
 from bnnzoo.evaluation import evaluate
 from bnnzoo.export import parity
-from conftest import run_cli
+from conftest import assert_one_clear_error, run_cli
 from test_export import tiny_bnn
 
 
@@ -39,7 +39,7 @@ def test_export_proves_every_binary_convolution_is_bitpacked(exported):
     assert (runs / "latest-export").read_text().strip() == str(tflite.resolve())
 
 
-def test_deployed_top1_equals_the_keras_top1_on_real_test_images(exported):
+def test_deployed_top1_equals_the_keras_top1_on_real_test_images(exported, invoke):
     """On the first 2,500 test images (the whole split: benchmarks/accuracy.py,
     every method, in benchmarks/results/accuracy_fashion_mnist.json).
 
@@ -49,8 +49,8 @@ def test_deployed_top1_equals_the_keras_top1_on_real_test_images(exported):
     predictions fails only a systematic difference (p < 0.001)."""
     runs, run_dir, tflite, _ = exported
     keras = evaluate(run_dir, limit=2500)  # the CLI's evaluate of a run: test_training
-    deployed = run_cli(runs, "evaluate", tflite, "--json", "--limit", "2500")  # dataset from the export report
-    assert deployed.returncode == 0, deployed.stderr
+    deployed = invoke("evaluate", tflite, "--json", "--limit", "2500", runs=runs)  # dataset from the export report
+    assert deployed.exit_code == 0, deployed.output
     deployed = json.loads(deployed.stdout)
     assert deployed["runtime"] == "LCE interpreter"
     assert deployed["examples"] == keras["examples"] == 2_500
@@ -128,40 +128,37 @@ def test_mcnemar_separates_rounding_flips_from_a_worse_model():
     assert paired["top1_agreement"] == 0.75
 
 
-def test_host_benchmark_of_the_latest_export(exported):
+def test_host_benchmark_of_the_latest_export(exported, invoke):
     runs, _, tflite, _ = exported
-    result = run_cli(runs, "benchmark", "--num-runs", "5", "--threads", "2")
-    assert result.returncode == 0, result.stderr
+    result = invoke("benchmark", "--num-runs", "5", "--threads", "2", runs=runs)
+    assert result.exit_code == 0, result.output
     assert "Inference timings in us: Init: " in result.stdout
     saved = json.loads(tflite.with_suffix(".benchmark-host.json").read_text())
     assert saved["count"] == 5 and saved["num_threads"] == 2 and saved["avg_us"] > 0
 
 
-def test_an_export_never_replaces_a_good_file(exported):
+def test_an_export_never_replaces_a_good_file(exported, invoke):
     runs, run_dir, tflite, _ = exported
     before = tflite.read_bytes()
-    result = run_cli(runs, "export", run_dir)
-    assert result.returncode == 1 and "already exists" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_one_clear_error(invoke("export", run_dir, runs=runs), "already exists")
     assert tflite.read_bytes() == before
 
 
-def test_a_failed_overwrite_keeps_the_good_files(exported):
+def test_a_failed_overwrite_keeps_the_good_files(exported, invoke):
     runs, run_dir, tflite, _ = exported
     report = export.report_path(tflite)
     before = tflite.read_bytes(), report.read_text()
-    result = run_cli(runs, "export", run_dir, "--overwrite", "--min-agreement", "1.0",
-                     "--parity-images", "512")
-    if result.returncode == 0:  # every one of 512 predictions agreed: the check held
+    result = invoke("export", run_dir, "--overwrite", "--min-agreement", "1.0",
+                    "--parity-images", "512", runs=runs)
+    if result.exit_code == 0:  # every one of 512 predictions agreed: the check held
         assert json.loads(report.read_text())["parity"]["top1_agreement"] == 1.0
     else:
-        assert "agrees with the Keras model's on only" in result.stderr
-        assert "Traceback" not in result.stderr
+        assert_one_clear_error(result, "agrees with the Keras model's on only")
         assert (tflite.read_bytes(), report.read_text()) == before
     assert not [p for p in tflite.parent.iterdir() if p.name.startswith(".")]  # no temporaries
 
 
-def test_bad_export_and_flatbuffer_input_gives_one_message(exported, tmp_path):
+def test_bad_export_and_flatbuffer_input_gives_one_message(exported, tmp_path, invoke):
     runs, run_dir, tflite, _ = exported
     cut = tmp_path / "cut.tflite"
     cut.write_bytes(tflite.read_bytes()[:1000])
@@ -176,10 +173,7 @@ def test_bad_export_and_flatbuffer_input_gives_one_message(exported, tmp_path):
         (["benchmark", tmp_path / "missing.tflite"], "does not exist"),
     ]
     for args, message in cases:
-        result = run_cli(runs, *args)
-        assert result.returncode != 0, args
-        assert message in result.stderr, (args, result.stderr)
-        assert "Traceback" not in result.stderr, args
+        assert_one_clear_error(invoke(*args, runs=runs), message)
 
 
 @pytest.fixture
@@ -190,10 +184,10 @@ def model_file(tmp_path):
 
 
 @pytest.mark.parametrize("target, note", [("armv7", "64-bit OS"), ("xcore", "xcore.ai")])
-def test_export_a_model_file_for_other_targets(model_file, tmp_path, target, note):
-    result = run_cli(tmp_path / "runs", "export", model_file, "--target", target,
-                     "--dataset", "fashion_mnist", "--parity-images", "64")
-    assert result.returncode == 0, result.stderr
+def test_export_a_model_file_for_other_targets(model_file, tmp_path, target, note, invoke):
+    result = invoke("export", model_file, "--target", target, "--dataset", "fashion_mnist",
+                    "--parity-images", "64")
+    assert result.exit_code == 0, result.output
     assert note in result.stderr
     assert (tmp_path / f"tiny-{target}.tflite").is_file()
     report = json.loads((tmp_path / f"tiny-{target}.report.json").read_text())
@@ -209,21 +203,20 @@ def test_a_model_file_without_a_dataset_is_checked_on_synthetic_inputs(model_fil
     assert "synthetic inputs, uniform(-1, 1): top-1 agreement" in export.format_report(report)
 
 
-def test_a_model_file_without_binary_layers_is_refused(tmp_path):
+def test_a_model_file_without_binary_layers_is_refused(tmp_path, invoke):
     floating = tmp_path / "float.h5"
     tf.keras.Sequential([tf.keras.Input((8, 8, 1)), tf.keras.layers.Flatten(),
                          tf.keras.layers.Dense(10)]).save(floating)
-    result = run_cli(tmp_path / "runs", "export", floating, "--dataset", "fashion_mnist")
-    assert result.returncode == 1 and "no binary layers" in result.stderr
+    assert_one_clear_error(invoke("export", floating, "--dataset", "fashion_mnist"),
+                           "no binary layers")
     assert not list(tmp_path.glob("*.tflite"))
 
 
-def test_a_binary_dense_layer_exports_bitpacked_as_a_1x1_binary_convolution(tmp_path):
+def test_a_binary_dense_layer_exports_bitpacked_as_a_1x1_binary_convolution(tmp_path, invoke):
     path = tmp_path / "binary_head.h5"
     tiny_bnn(binary_head=True).save(path)
-    result = run_cli(tmp_path / "runs", "export", path, "--dataset", "fashion_mnist",
-                     "--parity-images", "16")
-    assert result.returncode == 0, result.stderr
+    result = invoke("export", path, "--dataset", "fashion_mnist", "--parity-images", "16")
+    assert result.exit_code == 0, result.output
     assert "binary dense layers     1 of 1 as 1x1 LceBconv2d" in result.stdout
     report = json.loads((tmp_path / "tiny-arm64.report.json").read_text())
     assert report["binary_dense"] == {"keras": 1, "as_lce_bconv2d": 1, "layers": ["binary_dense"]}
