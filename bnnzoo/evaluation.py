@@ -20,13 +20,13 @@ import tensorflow as tf
 
 from bnnzoo import datasets, runs
 from bnnzoo.export import flatbuffer as fb
-from bnnzoo.export.parity import predict_batches
+from bnnzoo.export.parity import EVALUATION_THREADS, predict_batches
 from bnnzoo.export.pipeline import report_path
 
 
 def evaluate(target: Optional[Path] = None, *, dataset: Optional[str] = None,
              data_dir: Optional[str] = None, batch_size: int = 256,
-             limit: Optional[int] = None, num_threads: int = 2) -> dict:
+             limit: Optional[int] = None, num_threads: int = EVALUATION_THREADS) -> dict:
     """Top-1 / top-5 of ``target`` on the test split (its first ``limit`` images).
 
     ``target``: a run directory (default: the latest run), a Keras model file,

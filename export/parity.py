@@ -38,7 +38,15 @@ from . import rounding_noise
 from .flatbuffer import io_types
 
 
-def interpreter(buf: bytes, num_threads: int = 2, *, use_indirect_bgemm: bool = True):
+#: Threads of LCE's interpreter when it runs many images (parity, evaluation):
+#: it takes one image at a time, and a second thread made every image slower,
+#: by 1.2-3x (bireal18 at 14, 64 and 224 px on a 2-core AMD EPYC, 2026-12-02;
+#: more with the other core busy). Latency on a device is ``benchmark --threads``.
+EVALUATION_THREADS = 1
+
+
+def interpreter(buf: bytes, num_threads: int = EVALUATION_THREADS, *,
+                use_indirect_bgemm: bool = True):
     """LCE's interpreter for ``buf``; ``ValueError`` if it cannot run it.
 
     ``use_indirect_bgemm=False`` keeps LCE's default binary-convolution kernel
@@ -63,12 +71,13 @@ def predict(runner, images: np.ndarray) -> np.ndarray:
     return np.asarray(y, dtype=np.float32)
 
 
-def predict_flatbuffer(buf: bytes, images: np.ndarray, *, num_threads: int = 2) -> np.ndarray:
+def predict_flatbuffer(buf: bytes, images: np.ndarray, *,
+                       num_threads: int = EVALUATION_THREADS) -> np.ndarray:
     """The flatbuffer's float outputs for a batch of float ``images``."""
     return predict(interpreter(buf, num_threads), images)
 
 
-def predict_batches(buf: bytes, batches: Iterable, *, num_threads: int = 2):
+def predict_batches(buf: bytes, batches: Iterable, *, num_threads: int = EVALUATION_THREADS):
     """Yield ``(outputs, labels)`` for each ``(images, labels)`` batch."""
     runner = interpreter(buf, num_threads)
     for images, labels in batches:

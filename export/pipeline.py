@@ -24,7 +24,7 @@ from bnnzoo.zoo.binary_layers import binary_operations
 from . import flatbuffer as fb
 from .convert import TARGETS, export_flatbuffer
 from .dense_as_conv import binary_dense_as_conv
-from .parity import interpreter, paired_top1, parity_report, predict
+from .parity import EVALUATION_THREADS, interpreter, paired_top1, parity_report, predict
 from .report import ExportError, check_report, export_report
 
 EXPORT_DIR = "export"
@@ -145,7 +145,7 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
 
 def compare_with_keras(path: Path, source: Optional[Path] = None, *, dataset: Optional[str] = None,
                        data_dir: Optional[str] = None, batch_size: int = 256,
-                       limit: Optional[int] = None, num_threads: int = 2) -> dict:
+                       limit: Optional[int] = None, num_threads: int = EVALUATION_THREADS) -> dict:
     """The flatbuffer at ``path`` and the Keras model it came from (``source``:
     a run or model file; default the one its export report names), image by
     image on the test split: both top-1s and McNemar's test of their difference
