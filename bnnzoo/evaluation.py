@@ -42,7 +42,7 @@ def evaluate(target: Optional[Path] = None, *, dataset: Optional[str] = None,
                                     batch_size=batch_size, limit=limit, num_threads=num_threads)
     source = runs.load_source(target)
     data, _, _ = runs.dataset_for(
-        source.model.output_shape[-1], "The model", dataset=dataset, data_dir=data_dir,
+        source.model.output_shape[-1], str(source.path), dataset=dataset, data_dir=data_dir,
         recorded=(source.dataset, source.data_dir),
         missing=f"Evaluating the model file {target} needs --dataset (it is not in a run directory).")
     return {"model": str(source.path), **evaluate_model(source.model, data, batch_size=batch_size,

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, cli_command
 
 
@@ -20,6 +22,26 @@ def test_importing_bnnzoo_selects_legacy_keras_without_the_user_setting_anything
                          text=True, timeout=300, cwd=REPO.parent)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["tf_keras", "1"]
+
+
+def test_tensorflow_imported_first_without_legacy_keras_is_refused_in_one_sentence():
+    """TensorFlow fixes where ``tensorflow.keras`` imports come from when it is
+    imported (``_tf_uses_legacy_keras``): then bnnzoo must refuse at once."""
+    import types
+
+    import bnnzoo
+
+    keras3 = types.SimpleNamespace(_tf_uses_legacy_keras=False)
+    with pytest.raises(ImportError) as refused:
+        bnnzoo.check_legacy_keras({"tensorflow": keras3})
+    message = str(refused.value)
+    assert message.count(". ") == 0 and "import bnnzoo before tensorflow" in message
+    assert "TF_USE_LEGACY_KERAS=1" in message
+    bnnzoo.check_legacy_keras({})  # TensorFlow not imported yet
+    bnnzoo.check_legacy_keras({"tensorflow": types.SimpleNamespace(_tf_uses_legacy_keras=True)})
+    import tensorflow  # this process: bnnzoo first, so legacy Keras
+
+    bnnzoo.check_legacy_keras({"tensorflow": tensorflow})
 
 
 def test_tensorflow_start_up_noise_is_silenced_unless_verbose(tmp_path):

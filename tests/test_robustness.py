@@ -249,6 +249,34 @@ def test_finishing_a_run_from_its_checkpoint_writes_model_h5_atomically(invoke, 
     assert (run_copy / "model.h5").is_file() and run_copy / "model.h5" in recorder
 
 
+def test_resume_with_more_epochs_extends_a_finished_run_and_refuses_what_it_cannot(invoke,
+                                                                                    run_copy,
+                                                                                    capsys):
+    """The extension re-plans the run (its training continues as any resumed run's,
+    tested in test_training); fewer epochs and staged runs are refused."""
+    from bnnzoo.training import TrainConfig
+    from bnnzoo.training.train import prepare_run
+
+    assert_one_clear_error(invoke("train", "siman_resnet20", "--resume", "--output", run_copy,
+                                  "--epochs", "1", "--batch-size", "9"), "batch_size")
+    staged = runs.read_config(run_copy)
+    staged = dict(staged, two_step=True, options=dict(staged["options"], two_step=True))
+    staged_copy = Path(shutil.copytree(run_copy, run_copy.parent / "staged"))
+    runs.write_config(staged_copy, staged)
+    assert_one_clear_error(
+        invoke("train", "siman_resnet20", "--resume", "--output", staged_copy, "--epochs", "3"),
+        "trains in stages", "python cli.py train siman_resnet20 ", "--epochs 3", "--two-step")
+    run_dir, config = prepare_run(TrainConfig(model="siman_resnet20", epochs=3), run_copy,
+                                  resume=True)
+    assert run_dir == run_copy and config.epochs == 3 and config.steps_per_epoch == 1
+    assert f"Extending {run_copy} from 1 to 3 epochs" in capsys.readouterr().out
+    stored = runs.read_config(run_copy)
+    assert stored["epochs"] == stored["options"]["epochs"] == 3
+    assert not (run_copy / "model.h5").exists()  # the run is unfinished again
+    assert_one_clear_error(invoke("train", "siman_resnet20", "--resume", "--output", run_copy,
+                                  "--epochs", "1"), "already trained 1 epochs")
+
+
 def test_benchmark_report_is_written_atomically(invoke, tiny_files, tmp_path, monkeypatch):
     _, flatbuffer = tiny_files
     recorder = Recorder(monkeypatch)
@@ -414,6 +442,8 @@ def test_bad_training_input_is_one_clear_error(invoke, tmp_path):
         (["--epochs", "-1"], "epochs must be at least 1"),
         (["--steps-per-epoch", "0"], "steps-per-epoch must be at least 1"),
         (["--dataset", "no_such_dataset"], "no_such_dataset"),
+        (["--input-size", "2", "--no-xla"], "siman_resnet20 cannot use 2x2 inputs: its strides "
+                                            "and pooling need at least 3x3"),
     ]
     for extra, message in cases:
         assert_one_clear_error(invoke("train", "siman_resnet20", *extra, "--output", out), message)

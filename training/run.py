@@ -45,9 +45,25 @@ def epoch_schedules(model: tf.keras.Model, epochs: int) -> List[tf.keras.callbac
 
 
 def build_model(config: TrainConfig) -> tf.keras.Model:
-    """``config``'s model, its layers computing in ``config.precision``."""
+    """``config``'s model, its layers computing in ``config.precision``; an
+    input too small for its strides and pooling is a ``ValueError`` naming
+    the least input side (``zoo.input_side``)."""
     with hardware.precision_scope(config.precision):
-        return runs.build_network(dataclasses.asdict(config))
+        try:
+            model = runs.build_network(dataclasses.asdict(config))
+        except ValueError:
+            # A "valid" pooling with nothing left to pool fails to build: the
+            # least side is read from the same network built at the largest
+            # small-image side, which has the same layers.
+            side = min(config.input_shape[0], zoo.input_side.SEARCH_LIMIT)
+            reference = dict(dataclasses.asdict(config),
+                             input_shape=(zoo.input_side.SEARCH_LIMIT,) * 2 + (config.input_shape[2],))
+            least = zoo.smallest_input_side(runs.build_network(reference))
+            if side < least:
+                raise zoo.input_side.too_small(config.model, side, least) from None
+            raise
+    zoo.check_input_side(model, config.model)
+    return model
 
 
 def use_xla(config: TrainConfig) -> Tuple[bool, str]:
