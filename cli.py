@@ -12,7 +12,6 @@ import json
 import os
 import re
 import sys
-import threading
 from pathlib import Path
 
 import click
@@ -23,59 +22,20 @@ def _quiet_tensorflow(verbose: bool) -> None:
     os.environ["BNNZOO_VERBOSE"] = "1" if verbose else "0"
 
 
-# Native (C++) log lines TensorFlow and XLA print whatever TF_CPP_MIN_LOG_LEVEL says.
-_NATIVE_NOISE = re.compile(
-    rb"^(WARNING: All log messages before absl::InitializeLog|[IW]\d{4} [\d:. ]+\d+ \S+:\d+\])"
-)
-
-
-def _filter_native_stderr() -> None:
-    """Drop TensorFlow's native start-up lines from file descriptor 2.
-
-    They bypass Python, so stderr's descriptor is routed through a pipe and a
-    thread copies every other line to the real stderr.
-    """
-    real = os.dup(2)
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 2)
-    os.close(write_end)
-
-    def pump():
-        with os.fdopen(read_end, "rb") as pipe:
-            for line in pipe:
-                if not _NATIVE_NOISE.match(line):
-                    os.write(real, line)
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
-
-    def restore():
-        sys.stderr.flush()
-        os.dup2(real, 2)  # closes the pipe's last writer: the pump drains and ends
-        thread.join(timeout=2)
-
-    atexit.register(restore)
-
-
 _SILENCED = []
 
 
 def _silence_python_logs(verbose: bool) -> None:
+    """Importing ``bnnzoo`` silences TensorFlow's Python logs (``BNNZOO_VERBOSE=0``,
+    set above); here the native lines on stderr and Python's warnings go too."""
     if verbose or _SILENCED:
         return
     _SILENCED.append(True)
-    _filter_native_stderr()
-    import logging
     import warnings
 
-    import bnnzoo  # noqa: F401  (before TensorFlow: selects legacy Keras)
+    from bnnzoo import quiet  # (bnnzoo first: it selects legacy Keras)
 
-    import absl.logging
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")
-    absl.logging.set_verbosity(absl.logging.ERROR)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    atexit.register(quiet.start_filter())
     warnings.filterwarnings("ignore")
 
 
@@ -364,7 +324,7 @@ def benchmark(obj, model, device, threads, num_runs, warmup_runs, binary, ssh_op
     """
     _silence_python_logs(obj["verbose"])
     from bnnzoo import atomic, runs
-    from bnnzoo.export.benchmark import benchmark as run_benchmark
+    from bnnzoo.export.benchmark import benchmark as run_benchmark, benchmark_record
 
     if model is None:
         model = _run(runs.latest_export)
@@ -373,15 +333,16 @@ def benchmark(obj, model, device, threads, num_runs, warmup_runs, binary, ssh_op
     if output is None:
         slug = re.sub(r"[^A-Za-z0-9@._-]+", "-", device)
         output = Path(model).with_suffix(f".benchmark-{slug}.json")
+    record = benchmark_record(report)
     if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
+        click.echo(json.dumps(record, indent=2))
     else:
         click.echo(f"{model} on {report.device}, {report.num_threads} thread(s), "
                    f"{report.count} runs ({report.tool}):")
         click.echo(report.summary_line())
         click.echo(f"min {report.min_us:.0f} us, max {report.max_us:.0f} us, "
                    f"std {report.std_us:.0f} us")
-    _run(atomic.write_json, output, report.as_dict())
+    _run(atomic.write_json, output, record)
     if not as_json:
         click.echo(f"Wrote {output}")
 

@@ -6,7 +6,7 @@ A run directory holds everything a later stage reads:
     config.json     the exact configuration (and package versions)
     model.h5        the trained Keras model (written when training ends)
     checkpoints/    model + optimiser + epoch after every completed epoch
-    history.csv, history.json, curves.png, logs/ (TensorBoard)
+    history.csv, history.json, steps.json, curves.png, logs/ (TensorBoard)
 
 ``runs/latest`` (under ``$BNNZOO_RUNS``, default ``./runs``) names the run
 that was started last, and ``runs/latest-export`` the last exported flatbuffer,
@@ -39,6 +39,7 @@ MODEL = "model.h5"
 CHECKPOINTS = "checkpoints"
 HISTORY_JSON = "history.json"
 HISTORY_CSV = "history.csv"
+STEPS_JSON = "steps.json"
 CURVES = "curves.png"
 LOGS = "logs"
 

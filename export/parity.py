@@ -33,6 +33,8 @@ import larq_compute_engine as lce
 import numpy as np
 import tensorflow as tf
 
+from bnnzoo.progress import KerasProgress, Progress
+
 
 def interpreter(buf: bytes, num_threads: int = 2, *, use_indirect_bgemm: bool = True):
     """LCE's interpreter for ``buf``; ``ValueError`` if it cannot run it.
@@ -80,8 +82,16 @@ def parity_report(model: tf.keras.Model, buf: bytes, images: np.ndarray,
     binary net's sign flips make that less than 100 % too, so the flatbuffer
     cannot be expected to do better than the model's own noise floor.
     """
-    keras_out = model.predict(images, batch_size=64, verbose=0)
-    lce_out = predict_flatbuffer(buf, images)
+    with Progress("Parity: Keras", len(images)) as progress:
+        keras_out = model.predict(images, batch_size=64, verbose=0,
+                                  callbacks=[KerasProgress(progress, 64)])
+    runner = interpreter(buf)
+    with Progress("Parity: flatbuffer", len(images)) as progress:
+        lce_out = []
+        for start in range(0, len(images), 64):
+            lce_out.append(predict(runner, images[start:start + 64]))
+            progress.update(len(lce_out[-1]))
+        lce_out = np.concatenate(lce_out)
     top1 = np.argmax(keras_out, axis=-1)
     agree = top1 == np.argmax(lce_out, axis=-1)
     jitter = noise * float(images.std()) * np.random.default_rng(0).standard_normal(images.shape)

@@ -151,9 +151,21 @@ def test_training_writes_nothing_outside_its_output_folder(tiny_run):
     ours = [str(p.relative_to(home)) for p in home.rglob("*")]
     assert all(LIBRARY_CACHES.match(p) for p in ours), ours  # only TF's and matplotlib's own
     assert sorted(p.name for p in run_dir.parent.iterdir()) == ["run"]
-    for name in ("config.json", "model.h5", "history.json", "history.csv", "curves.png"):
+    for name in ("config.json", "model.h5", "history.json", "history.csv", "steps.json",
+                 "curves.png"):
         assert (run_dir / name).stat().st_mode & 0o777 == 0o666 & ~current_umask(), name
     assert not [p for p in run_dir.rglob(".*") if p.is_file()]  # no temporaries left
+
+
+def test_a_run_logs_every_step_to_tensorboard_and_its_steps(tiny_run):
+    run_dir = tiny_run[0]
+    tags = set()
+    for events in (run_dir / "logs" / "train").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            tags.update(value.tag for value in event.summary.value)
+    assert {"batch_loss", "epoch_loss"} <= tags, tags
+    (step,) = history.read_steps(run_dir)  # one step of one epoch
+    assert step["epoch"] == step["step"] == 0 and step["fraction"] == 1.0 and step["loss"] > 0
 
 
 def current_umask() -> int:
@@ -283,7 +295,11 @@ def test_benchmark_report_is_written_atomically(invoke, tiny_files, tmp_path, mo
     report = tmp_path / "bench.json"
     result = invoke("benchmark", flatbuffer, "--num-runs", "1", "--output", report)
     assert result.exit_code == 0, result.output
-    assert json.loads(report.read_text())["count"] == 1 and report in recorder
+    saved = json.loads(report.read_text())
+    assert saved["count"] == 1 and report in recorder
+    measured = saved["measured"]  # where and with what it was measured
+    assert measured["host_cpu"] and measured["host_cores"] >= 1 and measured["date"][:2] == "20"
+    assert measured["versions"]["larq-compute-engine"] == "0.16.0"
 
 
 def test_benchmark_scripts_write_their_results_through_bnnzoo_atomic():

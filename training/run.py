@@ -19,6 +19,7 @@ from typing import List, Optional, Tuple
 import tensorflow as tf
 
 from bnnzoo import atomic, datasets, runs, zoo
+from bnnzoo.progress import FitProgress
 from bnnzoo.zoo.binary_layers import undecayed_weights
 
 from . import hardware, recipes, xla
@@ -190,11 +191,17 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *,
     # History first, checkpoint second: killed between the two, the resumed run
     # repeats that epoch and replaces its history row, so no row is ever lost.
     callbacks = [
-        HistoryRecorder(run_dir, initial_epoch),
+        HistoryRecorder(run_dir, initial_epoch, config.steps_per_epoch),
         EpochCheckpoint(manager, epoch_var),
-        tf.keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.LOGS), profile_batch=0),
+        tf.keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.LOGS), profile_batch=0,
+                                       update_freq=max(1, config.steps_per_epoch // 100)),
     ]
     callbacks[:0] = epoch_schedules(model, config.epochs)
+    verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
+    if verbose == 2:  # a log: Keras says one line per epoch; a line every 30 s within it
+        batches = -(-config.test_examples // config.batch_size) if config.test_examples else None
+        callbacks.append(FitProgress(config.steps_per_epoch, config.validation_steps or batches,
+                                     stream=sys.stdout))
     if initial_epoch < config.epochs:
         if initial_epoch:
             print(f"Resuming {run_dir} at epoch {initial_epoch + 1}/{config.epochs}.")
@@ -205,7 +212,7 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *,
             steps_per_epoch=config.steps_per_epoch,
             validation_data=val_ds,
             callbacks=callbacks,
-            verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
+            verbose=verbose,
         )
     with atomic.atomic_path(run_dir / runs.MODEL) as tmp:
         hardware.float32_copy(trained_part(model)).save(tmp, include_optimizer=False, save_format="h5")

@@ -20,7 +20,7 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
-from bnnzoo import atomic, datasets, runs
+from bnnzoo import atomic, datasets, quiet, runs
 
 from . import distribution, hardware, history, stages
 from .config import TrainConfig, config_from_dict, resolve, typed_options
@@ -35,6 +35,12 @@ def train(config: TrainConfig, output: Optional[Path] = None, resume: bool = Fal
     that ``tf.distribute`` strategy's scope (``training.distribution``); a
     resumed run may use another strategy than the one it started with.
     """
+    with quiet.native_logs_filtered():  # XLA's I0000 lines
+        return _train(config, output, resume, verbose)
+
+
+def _train(config: TrainConfig, output: Optional[Path], resume: bool,
+           verbose: Optional[int]) -> Path:
     strategy = distribution.make_strategy(config.strategy)
     chief = distribution.is_chief(strategy)
     folder = output
