@@ -44,6 +44,28 @@ def test_tensorflow_imported_first_without_legacy_keras_is_refused_in_one_senten
     bnnzoo.check_legacy_keras({"tensorflow": tensorflow})
 
 
+def test_the_api_is_as_quiet_as_the_cli(capfd, monkeypatch):
+    """TensorFlow's Python logs below ERROR are off once bnnzoo is imported, and
+    XLA's native lines are dropped from stderr where training compiles."""
+    import logging
+
+    import tensorflow as tf
+
+    from bnnzoo import quiet
+
+    assert tf.get_logger().getEffectiveLevel() == logging.ERROR
+    monkeypatch.delenv("BNNZOO_VERBOSE", raising=False)
+    with quiet.native_logs_filtered():
+        os.write(2, b"I0000 00:00:1796194811.595847   18441 service.cc:145] XLA service\n")
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called\n")
+        os.write(2, b"kept\n")
+    assert capfd.readouterr().err == "kept\n"
+    monkeypatch.setenv("BNNZOO_VERBOSE", "1")  # asked for: everything
+    with quiet.native_logs_filtered():
+        os.write(2, b"I0000 00:00:1.0 1 service.cc:145] XLA\n")
+    assert capfd.readouterr().err == "I0000 00:00:1.0 1 service.cc:145] XLA\n"
+
+
 def test_tensorflow_start_up_noise_is_silenced_unless_verbose(tmp_path):
     env = clean_env(BNNZOO_RUNS=str(tmp_path))
     quiet = subprocess.run(cli_command("models", "bireal18", "--json"), env=env,
