@@ -31,7 +31,7 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
-from bnnzoo import atomic, datasets, zoo
+from bnnzoo import atomic, datasets, model_files, zoo
 from bnnzoo.zoo.variants import variant
 
 CONFIG = "config.json"
@@ -196,11 +196,12 @@ def _float32_layers():
 
 
 def load_model_file(path: Path) -> tf.keras.Model:
-    """A saved Keras model (h5 or SavedModel); the project's quantizers are registered."""
+    """A saved Keras model (h5 or SavedModel) of any larq model: the project's
+    quantizers and larq-zoo's functions are registered (``bnnzoo.model_files``)."""
     try:
-        return tf.keras.models.load_model(path, compile=False)
-    except Exception as err:  # noqa: BLE001  (h5py, protobuf, ... all mean "unreadable")
-        raise RunError(f"Cannot load a Keras model from {path}: {err}") from None
+        return model_files.load_model_file(path)
+    except model_files.ModelFileError as err:
+        raise RunError(str(err)) from None
 
 
 def load_trained_model(run_dir: Path) -> tf.keras.Model:

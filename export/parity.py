@@ -13,7 +13,8 @@ models' softmax probabilities). The two compute the same function with
 different float rounding (LCE folds BatchNorm and weight scales into the
 binary convolution's output), and a pre-activation within rounding of zero
 flips its sign; in a binary net one flipped sign can flip others downstream,
-so a few predictions with a small margin may change.
+so some predictions may change. How many is judged against the Keras model's
+own noise floor (:mod:`.rounding_noise`), never by a fixed agreement.
 
 Whether such flips change the *accuracy* is judged against that noise with
 McNemar's exact test (:func:`paired_top1`): of the \(n = b + c\) images that
@@ -34,6 +35,9 @@ import numpy as np
 import tensorflow as tf
 
 from bnnzoo.progress import KerasProgress, Progress
+
+from . import rounding_noise
+from .flatbuffer import io_types
 
 
 def interpreter(buf: bytes, num_threads: int = 2, *, use_indirect_bgemm: bool = True):
@@ -73,14 +77,18 @@ def predict_batches(buf: bytes, batches: Iterable, *, num_threads: int = 2):
         yield predict(runner, np.asarray(images)), np.asarray(labels)
 
 
-def parity_report(model: tf.keras.Model, buf: bytes, images: np.ndarray,
-                  noise: float = 1e-6) -> dict:
-    """Top-1 agreement and the largest |output difference| on ``images``.
+def parity_report(model: tf.keras.Model, buf: bytes, images: np.ndarray) -> dict:
+    r"""The flatbuffer against the Keras model on ``images``, judged against the
+    model's own rounding noise (:mod:`.rounding_noise`).
 
-    For scale it also gives the Keras model's agreement with itself when its
-    inputs move by ``noise`` standard deviations (float32 rounding size): a
-    binary net's sign flips make that less than 100 % too, so the flatbuffer
-    cannot be expected to do better than the model's own noise floor.
+    Gives the top-1 agreement, the largest |output difference|, the Keras
+    model's worst top-1 agreement with its jittered copies
+    (``keras_noise_floor_agreement``) and ``noise_floor``: the counts of images
+    whose top-1 changed or whose outputs moved, for the flatbuffer and for each
+    jitter draw, the most a faithful flatbuffer may have, and the verdict
+    (``faithful``). int8 tensors round by a whole int8 step, far beyond float
+    rounding: for a flatbuffer with int8 input or output the jitter is
+    \(\varepsilon = 2^{-7}\) and only the top-1 count is judged.
     """
     with Progress("Parity: Keras", len(images)) as progress:
         keras_out = model.predict(images, batch_size=64, verbose=0,
@@ -92,15 +100,17 @@ def parity_report(model: tf.keras.Model, buf: bytes, images: np.ndarray,
             lce_out.append(predict(runner, images[start:start + 64]))
             progress.update(len(lce_out[-1]))
         lce_out = np.concatenate(lce_out)
-    top1 = np.argmax(keras_out, axis=-1)
-    agree = top1 == np.argmax(lce_out, axis=-1)
-    jitter = noise * float(images.std()) * np.random.default_rng(0).standard_normal(images.shape)
-    noisy_out = model.predict(images + jitter.astype(images.dtype), batch_size=64, verbose=0)
+    int8 = "INT8" in sum(io_types(buf), [])
+    draws = rounding_noise.jitter_counts(model, images, keras_out,
+                                         epsilon=2 ** -7 if int8 else rounding_noise.EPSILON)
+    verdict = rounding_noise.judge(rounding_noise.counts(lce_out, keras_out), draws, len(images),
+                                   keys=("top1",) if int8 else ("top1", "moved"))
     return {
         "images": int(len(images)),
-        "top1_agreement": float(agree.mean()),
+        "top1_agreement": float((np.argmax(keras_out, -1) == np.argmax(lce_out, -1)).mean()),
         "max_abs_output_diff": float(np.abs(keras_out - lce_out).max()),
-        "keras_noise_floor_agreement": float((np.argmax(noisy_out, axis=-1) == top1).mean()),
+        "keras_noise_floor_agreement": 1.0 - max(d["top1"] for d in draws) / len(images),
+        "noise_floor": verdict,
     }
 
 

@@ -2,7 +2,7 @@
 
 ``export_model`` is what ``cli.py export`` runs: load the trained Keras model,
 convert it (:mod:`.convert`), prove the result (:mod:`.report`, parity on real
-test images with :mod:`.parity`), and only then write ``MODEL-TARGET.tflite``
+test images, or synthetic inputs without a dataset, with :mod:`.parity`), and only then write ``MODEL-TARGET.tflite``
 and ``MODEL-TARGET.report.json`` atomically. A failed proof writes nothing, an
 existing file is replaced only when asked, and ``runs/latest-export`` points to
 the new file for ``benchmark`` and ``evaluate``. ``compare_with_keras`` runs a
@@ -24,8 +24,9 @@ from bnnzoo.zoo.binary_layers import binary_operations
 
 from . import flatbuffer as fb
 from .convert import TARGETS, export_flatbuffer
+from .dense_as_conv import binary_dense_as_conv
 from .parity import interpreter, paired_top1, parity_report, predict
-from .report import DEFAULT_MIN_AGREEMENT, ExportError, check_report, export_report
+from .report import ExportError, check_report, export_report
 
 EXPORT_DIR = "export"
 
@@ -57,6 +58,17 @@ def first_test_images(data: datasets.Dataset, image_shape, count: int) -> np.nda
     return next(iter(batches))[0].numpy()
 
 
+#: How the report names parity inputs drawn without a dataset.
+SYNTHETIC = "synthetic inputs, uniform(-1, 1)"
+
+
+def synthetic_inputs(image_shape, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` inputs drawn uniformly from [-1, 1], as LCE's own end-to-end
+    tests draw them: parity for a model without a matching dataset at hand."""
+    shape = (count, *(int(d) for d in image_shape))
+    return np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32)
+
+
 def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
                  output: Optional[Path] = None, dataset: Optional[str] = None,
                  data_dir: Optional[str] = None, parity_images: int = 256,
@@ -64,12 +76,18 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
                  overwrite: bool = False) -> Tuple[Path, dict]:
     """Export a run (default: the latest) or a Keras model file; return (file, report).
 
+    Parity runs on the first ``parity_images`` test images of ``dataset`` (or
+    of the run's recorded dataset); with neither, on synthetic inputs
+    (:func:`synthetic_inputs`), and the report's ``parity.inputs`` says so. It
+    fails when the flatbuffer differs from the Keras model beyond the model's
+    own rounding noise (:mod:`.rounding_noise`), or, if ``min_agreement`` is
+    given, when the top-1 agreement is below it.
+
     Raises :class:`ExportError` if a binary layer is not bitpacked or parity
     fails; nothing is written then.
     """
     if target not in TARGETS:
         raise ValueError(f"Unknown target {target!r}. Targets: {', '.join(TARGETS)}.")
-    min_agreement = DEFAULT_MIN_AGREEMENT if min_agreement is None else min_agreement
     if parity_images < 1:
         raise ValueError("--parity-images must be at least 1.")
     source = runs.load_source(source_path)
@@ -84,20 +102,34 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
         raise ExportError(
             f"{source.path} has no binary layers (1-bit input and kernel): nothing to "
             "bitpack. Export binary models only.")
-    data, dataset, data_dir = runs.dataset_for(
-        model.output_shape[-1], str(source.path), dataset=dataset, data_dir=data_dir,
-        recorded=(source.dataset, source.data_dir),
-        missing=f"Parity needs real test images: pass --dataset for {source.path}.")
+    data, dataset, data_dir = None, dataset, data_dir
+    if dataset is not None or source.dataset is not None:
+        data, dataset, data_dir = runs.dataset_for(
+            model.output_shape[-1], str(source.path), dataset=dataset, data_dir=data_dir,
+            recorded=(source.dataset, source.data_dir), missing="")
 
-    buf = export_flatbuffer(model, target, int8_io=int8_io)
+    # Binary dense layers as the equal 1x1 binary convolutions (LCE bitpacks
+    # those); parity below compares the flatbuffer with the model as loaded.
+    converted, dense = binary_dense_as_conv(model)
+    buf = export_flatbuffer(converted, target, int8_io=int8_io)
     report = {
         "flatbuffer": output.name, "model": name, "target": target, "source": str(source.path),
         "dataset": dataset, "data_dir": data_dir,
         "input_shape": [int(d) for d in model.input_shape[1:]],
-        **export_report(model, buf),
+        **export_report(converted, buf),
     }
-    images = first_test_images(data, model.input_shape[1:], parity_images)
-    report["parity"] = {**parity_report(model, buf, images), "min_agreement": min_agreement}
+    missing = set(report["binary_convolutions"]["not_bitpacked"])
+    report["binary_dense"] = {"keras": len(dense),
+                              "as_lce_bconv2d": len([n for n in dense if n not in missing]),
+                              "layers": dense}
+    if data is not None:
+        images = first_test_images(data, model.input_shape[1:], parity_images)
+        inputs = f"{data.name} test images"
+    else:
+        images = synthetic_inputs(model.input_shape[1:], parity_images)
+        inputs = SYNTHETIC
+    report["parity"] = {**parity_report(model, buf, images), "inputs": inputs,
+                        "min_agreement": min_agreement}
     report["created"] = datetime.datetime.now().isoformat(timespec="seconds")
     report["versions"] = runs.package_versions()
     check_report(report, min_agreement)

@@ -10,12 +10,14 @@ For one Keras model and its flatbuffer the report holds
   \( \text{MAC}_{bin} / (\text{MAC}_{bin} + \text{MAC}_{float}) \);
 * the file's size against the float32 size of the network (\(4 \times\) params)
   and its 1-bit budget (binary params / 8 + other params \(\times\) 4 bytes);
-* parity with the Keras model on real test images (:mod:`.parity`).
+* parity with the Keras model on real test images, or synthetic inputs when
+  no matching dataset is at hand (:mod:`.parity`), judged against the Keras
+  model's own rounding noise (:mod:`.rounding_noise`).
 
 :func:`check_report` turns a failed proof into :class:`ExportError`.
 """
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import tensorflow as tf
 
@@ -23,9 +25,6 @@ from bnnzoo.zoo.binary_layers import binary_operations
 
 from . import flatbuffer as fb
 from .footprint import footprint
-
-DEFAULT_MIN_AGREEMENT = 0.97
-
 
 class ExportError(Exception):
     """An export that is not bitpacked where it should be, or not faithful."""
@@ -94,8 +93,13 @@ def export_report(model: tf.keras.Model, buf: bytes) -> dict:
     }
 
 
-def check_report(report: dict, min_agreement: float = DEFAULT_MIN_AGREEMENT) -> None:
-    """Raise :class:`ExportError` naming what failed."""
+def check_report(report: dict, min_agreement: Optional[float] = None) -> None:
+    """Raise :class:`ExportError` naming what failed.
+
+    Parity fails when the flatbuffer differs from the Keras model beyond the
+    model's own rounding noise (``report["parity"]["noise_floor"]``), and, only
+    if ``min_agreement`` is given, when its top-1 agreement is below it.
+    """
     problems = []
     bconv = report["binary_convolutions"]
     missing = bconv["not_bitpacked"]
@@ -106,18 +110,31 @@ def check_report(report: dict, min_agreement: float = DEFAULT_MIN_AGREEMENT) -> 
         problems.append(
             f"{len(missing)} binary layer(s) did not become LceBconv2d: {', '.join(missing)}. "
             "LCE bitpacks 2D convolutions whose input is a sign it recognises and whose "
-            "kernel is ±1 (times a per-channel scale); binary dense layers and other "
-            "1-bit layers run in float on the device.")
+            "kernel is ±1 (times a per-channel scale); other 1-bit layers run in float on "
+            "the device.")
     parity = report.get("parity")
-    if parity is not None and parity["top1_agreement"] < min_agreement:
-        problems.append(
-            f"The flatbuffer's top-1 agrees with the Keras model's on only "
-            f"{100 * parity['top1_agreement']:.1f} % of {parity['images']} test images "
-            f"(threshold {100 * min_agreement:.1f} %; largest |output difference| "
-            f"{parity['max_abs_output_diff']:.3g}; the Keras model agrees with itself on "
-            f"{100 * parity['keras_noise_floor_agreement']:.1f} % under float-rounding noise).")
+    if parity is not None:
+        floor = parity["noise_floor"]
+        if not floor["faithful"]:
+            judged = ", ".join(
+                f"{WHAT[key]} on {floor['flatbuffer'][key]} (a faithful export: at most "
+                f"{floor['allowed'][key]}; the Keras model under rounding-size jitter: "
+                f"{', '.join(map(str, floor['jitter'][key]))})" for key in floor["allowed"])
+            problems.append(
+                f"The flatbuffer differs from the Keras model beyond the model's own rounding "
+                f"noise on {parity['images']} {parity.get('inputs', 'test images')}: {judged}. "
+                "Rounding cannot do this; a dropped layer or a wrongly folded scale can.")
+        if min_agreement is not None and parity["top1_agreement"] < min_agreement:
+            problems.append(
+                f"The flatbuffer's top-1 agrees with the Keras model's on only "
+                f"{100 * parity['top1_agreement']:.1f} % of {parity['images']} images "
+                f"(--min-agreement {100 * min_agreement:.1f} %; the Keras model agrees with its "
+                f"jittered copies on {100 * parity['keras_noise_floor_agreement']:.1f} %).")
     if problems:
         raise ExportError(" ".join(problems))
+
+
+WHAT = {"top1": "top-1 changed", "moved": "outputs moved"}
 
 
 def format_report(report: dict) -> str:
@@ -129,6 +146,9 @@ def format_report(report: dict) -> str:
         "",
         f"binary convolutions     {bconv['lce_bconv2d']} LceBconv2d for {bconv['keras']} in Keras"
         + (f"; NOT bitpacked: {', '.join(bconv['not_bitpacked'])}" if bconv["not_bitpacked"] else ""),
+        *([f"binary dense layers     {report['binary_dense']['as_lce_bconv2d']} of "
+           f"{report['binary_dense']['keras']} as 1x1 LceBconv2d"]
+          if report.get("binary_dense", {}).get("keras") else []),
         f"binary MACs             {100 * macs['binary_share']:.2f} % "
         f"({macs['binary']:,} binary, {macs['float']:,} float per image)",
         f"flatbuffer size         {size['flatbuffer_bytes']:,} bytes = "
@@ -139,9 +159,13 @@ def format_report(report: dict) -> str:
     ]
     parity = report.get("parity")
     if parity is not None:
+        floor = parity["noise_floor"]
         lines.append(
-            f"{'parity (' + str(parity['images']) + ' images)':<24} top-1 agreement "
+            f"{'parity (' + str(parity['images']) + ' images)':<24} "
+            f"{parity.get('inputs', 'test images')}: top-1 agreement "
             f"{100 * parity['top1_agreement']:.2f} %, largest |output difference| "
-            f"{parity['max_abs_output_diff']:.2e} (Keras vs itself under rounding noise: "
-            f"{100 * parity['keras_noise_floor_agreement']:.2f} %)")
+            f"{parity['max_abs_output_diff']:.2e}")
+        lines += [f"{'':<24} {WHAT[key]} on {floor['flatbuffer'][key]} images, at most "
+                  f"{floor['allowed'][key]} by the Keras model's rounding noise (jitter: "
+                  f"{', '.join(map(str, floor['jitter'][key]))})" for key in floor["allowed"]]
     return "\n".join(lines)

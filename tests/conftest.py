@@ -1,4 +1,5 @@
 import fcntl
+import importlib.util
 import json
 import os
 import shutil
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import bnnzoo  # noqa: F401  (legacy Keras before TensorFlow, as users get it)
 
@@ -41,8 +43,49 @@ QUICK = ["--input-size", "14", "--batch-size", "32", "--validation-steps", "4"]
 
 
 def run_cli(runs, *args, timeout=900):
+    """``python cli.py ARGS`` as a user types it: a process of its own (its start-up,
+    stderr filter and exit code), ~5 s of imports each time. Tests of what the
+    command does, rather than of the process, use :func:`invoke`."""
     return subprocess.run(cli_command(*args), env=cli_env(runs), capture_output=True, text=True,
                           timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def cli_module():
+    spec = importlib.util.spec_from_file_location("bnnzoo_cli", REPO / "cli.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def invoke(cli_module, tmp_path, monkeypatch):
+    """Run the CLI in this process through click's runner: the same commands
+    without a new interpreter (its stderr filter off: it would take fd 2).
+    ``invoke(*args, runs=FOLDER)`` keeps ``latest`` there (default: the test's)."""
+    monkeypatch.setattr(cli_module, "_silence_python_logs", lambda verbose: None)
+    monkeypatch.setenv("BNNZOO_VERBOSE", "0")
+    monkeypatch.setenv("BNNZOO_RUNS", str(tmp_path / "runs"))
+
+    def run(*args, runs=None):
+        if runs is not None:
+            monkeypatch.setenv("BNNZOO_RUNS", str(runs))
+        return CliRunner().invoke(cli_module.cli, [str(a) for a in args])
+
+    return run
+
+
+def assert_one_clear_error(result, *fragments):
+    """A non-zero exit with one ``Error:`` line naming the problem, no traceback
+    (an in-process result of :func:`invoke`)."""
+    assert result.exit_code != 0, result.output
+    if not isinstance(result.exception, SystemExit):  # it escaped the CLI: a traceback
+        raise AssertionError(f"uncaught {type(result.exception).__name__}") from result.exception
+    assert "Traceback" not in result.output and 'File "' not in result.output, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    for fragment in fragments:
+        assert str(fragment) in errors[0], errors[0]
 
 
 def session_folder(tmp_path_factory) -> Path:
@@ -73,3 +116,18 @@ def trained(tmp_path_factory):
             output.write_text(json.dumps({"stdout": result.stdout, "stderr": result.stderr}))
         said = json.loads(output.read_text())
     return runs, run_dir, subprocess.CompletedProcess([], 0, said["stdout"], said["stderr"])
+
+
+# The test files with the most work, heaviest first (seconds of one worker, 2-core
+# AMD EPYC, 2026-12-02). pytest-xdist hands whole files to its workers in
+# collection order; the heaviest first leaves short files to fill the end, so
+# neither worker idles while the other finishes a long file.
+HEAVIEST_FIRST = ("test_real2bin.py", "test_export_cli.py", "test_training_algorithm.py",
+                  "test_siman_nets.py", "test_training.py", "test_precision_and_xla.py",
+                  "test_distributed.py", "test_zoo.py", "test_family.py", "test_robustness.py",
+                  "test_cli.py", "test_benchmark_scripts.py", "test_package.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(HEAVIEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable within a file

@@ -1,28 +1,16 @@
-"""The CLI's listing and its handling of bad input: one message, non-zero exit."""
+"""The CLI's listing and its handling of bad input: one message, non-zero exit.
+
+In this process (conftest's ``invoke``): what a command says and does, not its
+start-up (tests/test_package.py runs the command as a process)."""
 
 import json
-import subprocess
 
-from conftest import cli_command, cli_env
-
-
-def run_cli(tmp_path, *args):
-    return subprocess.run(cli_command(*args), env=cli_env(tmp_path / "runs"), capture_output=True,
-                          text=True, timeout=600)
+from conftest import assert_one_clear_error
 
 
-def assert_one_clear_error(result, *fragments):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-
-
-def test_models_json_lists_the_registry(tmp_path):
-    result = run_cli(tmp_path, "models", "bireal18", "resnet18", "siman_resnet20", "--json")
-    assert result.returncode == 0, result.stderr
+def test_models_json_lists_the_registry(invoke):
+    result = invoke("models", "bireal18", "resnet18", "siman_resnet20", "--json")
+    assert result.exit_code == 0, result.output
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert list(rows) == ["bireal18", "resnet18", "siman_resnet20"]
     b = rows["bireal18"]
@@ -33,32 +21,29 @@ def test_models_json_lists_the_registry(tmp_path):
     assert b["size_1bit_bytes"] == 10_985_472 // 8 + 4 * (11_699_112 - 10_985_472)
     assert b["paper_top1"] == 56.4 and b["paper_flops"] == 1.63e8
     assert rows["resnet18"]["binary_params"] == 0 and rows["resnet18"]["paper_flops"] == 1.81e9
-    table = run_cli(tmp_path, "models", "bireal18")
+    table = invoke("models", "bireal18")
     assert "bireal18" in table.stdout and "4.03 MB" in table.stdout and "1.63e+08" in table.stdout
-    # TensorFlow's native start-up lines are filtered out by default.
-    assert "I0000" not in table.stderr and "cuda" not in table.stderr.lower()
 
 
-def test_unknown_model(tmp_path):
-    assert_one_clear_error(run_cli(tmp_path, "train", "bireal19"), "Unknown model", "bireal18")
-    assert_one_clear_error(run_cli(tmp_path, "models", "bireal18", "bireal19"), "Unknown model",
+def test_unknown_model(invoke):
+    assert_one_clear_error(invoke("train", "bireal19"), "Unknown model", "bireal18")
+    assert_one_clear_error(invoke("models", "bireal18", "bireal19"), "Unknown model",
                            "bireal152")
 
 
-def test_missing_dataset_says_where_it_looked(tmp_path):
-    result = run_cli(tmp_path, "train", "bireal18", "--dataset", "fashion_mnist",
-                     "--data-dir", tmp_path)
+def test_missing_dataset_says_where_it_looked(invoke, tmp_path):
+    result = invoke("train", "bireal18", "--dataset", "fashion_mnist", "--data-dir", tmp_path)
     assert_one_clear_error(result, "not found", str(tmp_path), "apt-get install dataset-fashion-mnist")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").glob("bireal18-*"))
 
 
-def test_bad_numbers(tmp_path):
-    result = run_cli(tmp_path, "train", "bireal18", "--epochs", "0", "--input-size", "8")
+def test_bad_numbers(invoke):
+    result = invoke("train", "bireal18", "--epochs", "0", "--input-size", "8")
     assert_one_clear_error(result, "epochs must be at least 1")
-    assert_one_clear_error(run_cli(tmp_path, "train", "bireal18", "--epochs", "two"), "two")
+    assert_one_clear_error(invoke("train", "bireal18", "--epochs", "two"), "two")
 
 
-def test_evaluate_without_any_run(tmp_path):
-    assert_one_clear_error(run_cli(tmp_path, "evaluate"), "No training run yet")
-    assert_one_clear_error(run_cli(tmp_path, "evaluate", tmp_path / "nowhere"), "does not exist")
-    assert_one_clear_error(run_cli(tmp_path, "train", "bireal18", "--resume"), "No training run yet")
+def test_evaluate_without_any_run(invoke, tmp_path):
+    assert_one_clear_error(invoke("evaluate"), "No training run yet")
+    assert_one_clear_error(invoke("evaluate", tmp_path / "nowhere"), "does not exist")
+    assert_one_clear_error(invoke("train", "bireal18", "--resume"), "No training run yet")

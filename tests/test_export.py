@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from bnnzoo import export
 from bnnzoo.export import flatbuffer as fb
+from bnnzoo.export import rounding_noise
 from bnnzoo.export.report import match_binary_layers
 
 
@@ -85,6 +86,25 @@ def test_a_binary_layer_lce_cannot_bitpack_fails_the_export_by_name():
         export.check_report(report)
 
 
+def test_binary_dense_rewritten_as_the_equal_1x1_binary_convolution():
+    from bnnzoo.export.dense_as_conv import binary_dense_as_conv
+
+    model = tiny_bnn(binary_head=True, name="binary_head")
+    rewritten, names = binary_dense_as_conv(model)
+    assert names == ["binary_dense"]
+    assert rewritten.get_layer("binary_dense").kernel.shape == (1, 1, 8, 10)
+    images = np.random.default_rng(0).normal(size=(16, 8, 8, 1)).astype("float32")
+    np.testing.assert_array_equal(rewritten.predict(images, verbose=0),
+                                  model.predict(images, verbose=0))
+    buf = export.export_flatbuffer(rewritten, "arm64")
+    report = export.export_report(rewritten, buf)
+    assert report["binary_convolutions"] == {"keras": 3, "lce_bconv2d": 3, "not_bitpacked": []}
+    assert "FULLY_CONNECTED" not in report["operators"]
+    assert export.predict_flatbuffer(buf, images) == pytest.approx(
+        model.predict(images, verbose=0), abs=1e-4)
+    assert binary_dense_as_conv(tiny_bnn())[1] == []  # a float head stays as it is
+
+
 def test_matching_falls_back_to_the_convolution_shape():
     layer = lq.layers.QuantConv2D(16, 3, strides=2, input_quantizer="ste_sign",
                                   kernel_quantizer="ste_sign", name="renamed")
@@ -104,15 +124,43 @@ def test_parity_on_images(tiny):
     assert parity["images"] == 32
     assert parity["top1_agreement"] == 1.0
     assert parity["max_abs_output_diff"] < 1e-4
+    floor = parity["noise_floor"]
+    assert floor["faithful"] and floor["flatbuffer"] == {"top1": 0, "moved": 0}
+    assert len(floor["jitter"]["top1"]) == rounding_noise.DRAWS
+    assert model.predict(images, verbose=0) == pytest.approx(  # weights restored after jitter
+        export.predict_flatbuffer(buf, images), abs=1e-4)
 
 
-def test_failed_parity_fails_the_export(tiny):
+def test_the_noise_floor_bound():
+    # Draws that never change anything: mu+ = -ln(alpha) / 4 = 1.73, whose
+    # 1 - alpha quantile is 7 (of 256: far below a wrong conversion's count).
+    assert rounding_noise.allowed_count([0, 0, 0, 0], 256) == 7
+    # 4 draws of ~10: a faithful count of 10-15 passes, the 60+ of a wrong
+    # scale does not; the bound never exceeds the number of images.
+    bound = rounding_noise.allowed_count([8, 12, 9, 11], 256)
+    assert 20 <= bound <= 35
+    assert rounding_noise.allowed_count([250, 256, 256, 255], 256) == 256
+    # mu+ is an upper confidence limit: P(Poisson(4 mu+) <= S) = alpha
+    mean = rounding_noise.poisson_upper_mean(40, 4)
+    assert rounding_noise._poisson_cdf(40, 4 * mean) == pytest.approx(rounding_noise.ALPHA, rel=1e-3)
+
+
+def test_parity_beyond_the_noise_floor_fails_the_export(tiny):
     model, buf = tiny
     report = export.export_report(model, buf)
-    report["parity"] = {"images": 256, "top1_agreement": 0.9, "max_abs_output_diff": 0.5,
-                        "keras_noise_floor_agreement": 0.99}
-    with pytest.raises(export.ExportError, match="90.0 % of 256"):
-        export.check_report(report, min_agreement=0.99)
+    floor = rounding_noise.judge({"top1": 40, "moved": 256}, [{"top1": 3, "moved": 20}] * 4, 256)
+    assert not floor["faithful"] and floor["allowed"]["moved"] < 256
+    report["parity"] = {"images": 256, "top1_agreement": 0.84, "max_abs_output_diff": 0.5,
+                        "keras_noise_floor_agreement": 0.99, "noise_floor": floor,
+                        "inputs": "fashion_mnist test images"}
+    with pytest.raises(export.ExportError, match="beyond the model's own rounding noise on 256 "
+                       "fashion_mnist test images: top-1 changed on 40"):
+        export.check_report(report)
+    report["parity"]["noise_floor"] = rounding_noise.judge(
+        {"top1": 3, "moved": 20}, [{"top1": 3, "moved": 20}] * 4, 256)
+    export.check_report(report)  # within the noise floor; no --min-agreement
+    with pytest.raises(export.ExportError, match="84.0 % of 256 images"):
+        export.check_report(report, min_agreement=0.9)
 
 
 @pytest.mark.parametrize("target", ["arm64", "xcore"])

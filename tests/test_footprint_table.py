@@ -1,15 +1,12 @@
 """`cli.py models` answers from a table kept for the current code, not by building every model."""
 
-import importlib.util
 import json
 import re
 
 import pytest
-from click.testing import CliRunner
 
 from bnnzoo import zoo
 from bnnzoo.export import footprint_table
-from conftest import REPO
 
 
 def test_committed_table_is_the_current_codes_and_lists_every_model():
@@ -52,22 +49,6 @@ def test_describe_models_gives_each_papers_top1_and_where_it_was_measured():
     assert rows["resnet18"]["paper_top1"] is None and rows["resnet18"]["paper_top1_dataset"] is None
     with pytest.raises(KeyError, match="Unknown model 'bireal19'"):
         footprint_table.describe_models(["bireal19"])
-
-
-@pytest.fixture(scope="module")
-def cli_module():
-    spec = importlib.util.spec_from_file_location("bnnzoo_cli", REPO / "cli.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def invoke(cli_module, monkeypatch):
-    """The CLI in this process (its stderr filter off: it would take fd 2)."""
-    monkeypatch.setattr(cli_module, "_silence_python_logs", lambda verbose: None)
-    monkeypatch.setenv("BNNZOO_VERBOSE", "0")
-    return lambda *args: CliRunner().invoke(cli_module.cli, list(args))
 
 
 def test_models_table_columns_line_up_and_train_help_names_the_models(invoke):

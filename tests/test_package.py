@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -76,6 +77,22 @@ def test_tensorflow_start_up_noise_is_silenced_unless_verbose(tmp_path):
     assert quiet.stderr.strip() == ""
     assert "external/local_" in loud.stderr or "tensorflow" in loud.stderr.lower()
     assert quiet.stdout == loud.stdout
+
+
+def test_the_installed_bnnzoo_command_is_cli_py(tmp_path):
+    """``pip install`` puts a ``bnnzoo`` command beside the interpreter (setup.cfg's
+    console script): the same click group as ``python cli.py``, from any folder."""
+    command = Path(sys.executable).with_name("bnnzoo")
+    assert command.is_file(), "pip install -e . installs the bnnzoo command"
+    env = clean_env(BNNZOO_RUNS=str(tmp_path))
+    for args in (["--help"], ["train", "--help"]):
+        installed = subprocess.run([str(command), *args], env=env, cwd=tmp_path,
+                                   capture_output=True, text=True, timeout=120)
+        local = subprocess.run(cli_command(*args), env=env, capture_output=True, text=True,
+                               timeout=120)
+        assert installed.returncode == local.returncode == 0, installed.stderr
+        assert installed.stdout.startswith("Usage: bnnzoo ")
+        assert installed.stdout.replace("Usage: bnnzoo ", "Usage: cli.py ") == local.stdout
 
 
 def test_autograph_leaves_tf_keras_alone_and_still_converts_larq_layers():

@@ -25,7 +25,7 @@ from bnnzoo.zoo.binary_layers import binary_operations
 from bnnzoo.zoo.core import AttentionPoint, attention_points
 from bnnzoo.zoo.real2bin import Real2BinFactory
 from bnnzoo.zoo.variants import variant
-from conftest import requires_fashion_mnist, run_cli
+from conftest import assert_one_clear_error, requires_fashion_mnist, run_cli
 
 SMALL = dict(input_shape=(16, 16, 1), num_classes=10, filters=16)
 
@@ -365,7 +365,7 @@ TRAIN = ["--dataset", "fashion_mnist", "--epochs", "2", "--steps-per-epoch", "40
 
 
 @requires_fashion_mnist
-def test_cli_runs_the_progressive_pipeline_resumes_it_and_exports_bitpacked(tmp_path):
+def test_cli_runs_the_progressive_pipeline_resumes_it_and_exports_bitpacked(tmp_path, invoke):
     runs_dir, run_dir = tmp_path / "runs", tmp_path / "run"
     result = run_cli(runs_dir, "train", "real2bin", *TRAIN, "--output", run_dir, timeout=1500)
     assert result.returncode == 0, result.stderr
@@ -400,8 +400,8 @@ def test_cli_runs_the_progressive_pipeline_resumes_it_and_exports_bitpacked(tmp_
     pointer = stage3 / "checkpoints" / "checkpoint"
     pointer.write_text(pointer.read_text().replace("ckpt-2", "ckpt-1"))
     kept = {name: (run_dir / name / "model.h5").read_bytes() for name in names[:3]}
-    resumed = run_cli(runs_dir, "train", "real2bin", "--resume", "--output", run_dir)
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = invoke("train", "real2bin", "--resume", "--output", run_dir, runs=runs_dir)
+    assert resumed.exit_code == 0, resumed.output
     assert "Resuming" in resumed.stdout and "epoch 2/2" in resumed.stdout
     assert "stage0-real" not in resumed.stdout and "Initialised" not in resumed.stdout
     assert all((run_dir / n / "model.h5").read_bytes() == kept[n] for n in names[:3])
@@ -409,8 +409,8 @@ def test_cli_runs_the_progressive_pipeline_resumes_it_and_exports_bitpacked(tmp_
     assert [row["epoch"] for row in history] == [0, 1]
     assert history[0] == histories["stage3-binary"][0]
 
-    result = run_cli(runs_dir, "export", run_dir, "--target", "arm64")
-    assert result.returncode == 0, result.stderr
+    result = invoke("export", run_dir, "--target", "arm64", runs=runs_dir)
+    assert result.exit_code == 0, result.output
     report = json.loads((run_dir / "export" / "real2bin-arm64.report.json").read_text())
     assert report["binary_convolutions"] == {"keras": 16, "lce_bconv2d": 16, "not_bitpacked": []}
     assert report["parity"]["top1_agreement"] >= 0.97  # on 256 real test images
@@ -423,7 +423,6 @@ def test_cli_runs_the_progressive_pipeline_resumes_it_and_exports_bitpacked(tmp_
     assert sum(dense[:-1]) == sum(i * (i // 8) + (i // 8) * o for i, o in gates) == 18_400
 
     # One stage alone, taught by a given run; a missing teacher is one message.
-    wrong = run_cli(runs_dir, "train", "real2bin", *TRAIN, "--stage", "2",
-                    "--output", tmp_path / "alone")
-    assert wrong.returncode == 1 and "pass --teacher" in wrong.stderr
-    assert "Traceback" not in wrong.stderr and not (tmp_path / "alone").exists()
+    wrong = invoke("train", "real2bin", *TRAIN, "--stage", "2", "--output", tmp_path / "alone")
+    assert_one_clear_error(wrong, "pass --teacher")
+    assert not (tmp_path / "alone").exists()

@@ -8,7 +8,6 @@ in empty working and home folders) gives the files that are damaged here:
 copies of it, never the run itself.
 """
 
-import importlib.util
 import json
 import os
 import re
@@ -18,11 +17,10 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
-from click.testing import CliRunner
 
 from bnnzoo import atomic, runs
 from bnnzoo.training import history
-from conftest import REPO, cli_command, requires_fashion_mnist
+from conftest import REPO, assert_one_clear_error, cli_command, requires_fashion_mnist
 from test_export import tiny_bnn
 
 pytestmark = requires_fashion_mnist
@@ -34,39 +32,6 @@ LIBRARY_CACHES = re.compile(r"^(\.keras(/keras\.json)?|\.cache(/matplotlib(/.*)?
 
 
 # ------------------------------------------------------------------ helpers
-
-
-@pytest.fixture(scope="module")
-def cli_module():
-    spec = importlib.util.spec_from_file_location("bnnzoo_cli", REPO / "cli.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def invoke(cli_module, tmp_path, monkeypatch):
-    """Run the CLI in this process (its stderr filter off: it would take fd 2)."""
-    monkeypatch.setattr(cli_module, "_silence_python_logs", lambda verbose: None)
-    monkeypatch.setenv("BNNZOO_VERBOSE", "0")
-    monkeypatch.setenv("BNNZOO_RUNS", str(tmp_path / "runs"))
-
-    def run(*args):
-        return CliRunner().invoke(cli_module.cli, [str(a) for a in args])
-
-    return run
-
-
-def assert_one_clear_error(result, *fragments):
-    """A non-zero exit with one ``Error:`` line naming the problem, no traceback."""
-    assert result.exit_code != 0, result.output
-    if not isinstance(result.exception, SystemExit):  # it escaped the CLI: a traceback
-        raise AssertionError(f"uncaught {type(result.exception).__name__}") from result.exception
-    assert "Traceback" not in result.output and 'File "' not in result.output, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    for fragment in fragments:
-        assert str(fragment) in errors[0], errors[0]
 
 
 def snapshot(folder: Path) -> dict:

@@ -234,7 +234,7 @@ def test_simans_wide_layers_bitpack(name, convs):
 
 
 @requires_fashion_mnist
-def test_cli_trains_siman_resnet20_and_exports_it_bitpacked(tmp_path):
+def test_cli_trains_siman_resnet20_and_exports_it_bitpacked(tmp_path, invoke):
     runs, run_dir = tmp_path / "runs", tmp_path / "run"
     result = run_cli(runs, "train", "siman_resnet20", "--dataset", "fashion_mnist", "--epochs", "2",
                      "--steps-per-epoch", "40", "--output", run_dir, "--no-xla", *QUICK)
@@ -252,8 +252,8 @@ def test_cli_trains_siman_resnet20_and_exports_it_bitpacked(tmp_path):
                             str(run_dir / "model.h5")], capture_output=True, text=True)
     assert loads.returncode == 0, loads.stderr  # plain Keras, once bnnzoo is imported
 
-    result = run_cli(runs, "export", run_dir, "--target", "arm64")
-    assert result.returncode == 0, result.stderr
+    result = invoke("export", run_dir, "--target", "arm64", runs=runs)
+    assert result.exit_code == 0, result.output
     report = json.loads((run_dir / "export" / "siman_resnet20-arm64.report.json").read_text())
     assert report["binary_convolutions"] == {"keras": 18, "lce_bconv2d": 18, "not_bitpacked": []}
     assert report["parity"]["top1_agreement"] >= 0.97  # on 256 real test images

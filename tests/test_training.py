@@ -64,7 +64,7 @@ def test_new_run_never_overwrites_and_resume_refuses_other_options(trained):
     assert "Traceback" not in result.stderr
 
 
-def test_kill_9_mid_run_then_resume_loses_nothing(tmp_path):
+def test_kill_9_mid_run_then_resume_loses_nothing(tmp_path, invoke):
     runs = tmp_path / "runs"
     run_dir = runs / "killed"  # inside the runs folder: `--resume` alone finds it
     args = ["train", "bireal18", "--epochs", "5", "--steps-per-epoch", "3", "--input-size", "8",
@@ -88,12 +88,12 @@ def test_kill_9_mid_run_then_resume_loses_nothing(tmp_path):
     assert checkpointed in (len(done), len(done) - 1)  # killed between history and checkpoint
 
     # The unfinished run is evaluated from its last checkpoint.
-    partial = run_cli(runs, "evaluate", run_dir, "--limit", "64", "--json")
-    assert partial.returncode == 0, partial.stderr
+    partial = invoke("evaluate", run_dir, "--limit", "64", "--json", runs=runs)
+    assert partial.exit_code == 0, partial.output
     assert json.loads(partial.stdout)["examples"] == 64
 
-    result = run_cli(runs, "train", "bireal18", "--resume")  # the latest run
-    assert result.returncode == 0, result.stderr
+    result = invoke("train", "bireal18", "--resume", runs=runs)  # the latest run
+    assert result.exit_code == 0, result.output
     assert f"Resuming {run_dir} at epoch {checkpointed + 1}/5" in result.stdout
     history = json.loads(history_file.read_text())
     assert [row["epoch"] for row in history] == [0, 1, 2, 3, 4]

@@ -14,7 +14,7 @@ from bnnzoo.training.config import TrainConfig
 from bnnzoo.training.run import build_model
 from bnnzoo.zoo.binary_layers import binary_layers, binary_operations
 from bnnzoo.zoo.variants import variant
-from conftest import requires_fashion_mnist, run_cli
+from conftest import assert_one_clear_error, requires_fashion_mnist, run_cli
 
 SMALL = dict(input_shape=(16, 16, 1), num_classes=10)
 TINY = ["--dataset", "fashion_mnist", "--input-size", "8", "--epochs", "1",
@@ -77,12 +77,13 @@ def test_batchnorm_only_trains_nothing_else():
 
 
 @requires_fashion_mnist
-def test_twin_then_two_step_from_it_in_one_resumable_run(tmp_path):
-    """resnet18 trains through the CLI; bireal18's two steps start from it (clip init)."""
+def test_twin_then_two_step_from_it_in_one_resumable_run(tmp_path, invoke):
+    """resnet18 trains through the CLI; bireal18's two steps start from it (clip init), in a
+    process of their own as a user runs them."""
     runs_dir, twin_dir = tmp_path / "runs", tmp_path / "twin"
     run_dir = runs_dir / "two"  # in the runs folder: runs/latest names it
-    twin = run_cli(runs_dir, "train", "resnet18", *TINY, "--output", twin_dir)
-    assert twin.returncode == 0, twin.stderr
+    twin = invoke("train", "resnet18", *TINY, "--output", twin_dir, runs=runs_dir)
+    assert twin.exit_code == 0, twin.output
     result = run_cli(runs_dir, "train", "bireal18", *TINY, "--learning-rate", "1e-12",
                      "--two-step", "--recalibrate-bn", "--init-from", twin_dir,
                      "--output", run_dir)
@@ -115,8 +116,8 @@ def test_twin_then_two_step_from_it_in_one_resumable_run(tmp_path):
             layer.kernel.assign(-layer.kernel)
     step1.save(run_dir / steps[0] / "model.h5", include_optimizer=False, save_format="h5")
     step1_model = (run_dir / steps[0] / "model.h5").read_bytes()
-    resumed = run_cli(runs_dir, "train", "bireal18", "--resume")
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = invoke("train", "bireal18", "--resume", runs=runs_dir)
+    assert resumed.exit_code == 0, resumed.output
     assert (run_dir / steps[0] / "model.h5").read_bytes() == step1_model
     assert all((run_dir / step / "model.h5").is_file() for step in steps)
     step2 = load_model_file(run_dir / steps[1] / "model.h5")
@@ -131,12 +132,9 @@ def test_twin_then_two_step_from_it_in_one_resumable_run(tmp_path):
                                   conv_kernels(step3)[1])
     assert runs.read_config(run_dir)["two_step"]
     # Another structure: one clear message, nothing written.
-    wrong = run_cli(runs_dir, "train", "bireal34", *TINY, "--init-from", twin_dir,
-                    "--output", tmp_path / "wrong")
-    assert wrong.returncode == 1 and "Cannot initialise bireal34" in wrong.stderr
-    assert "Traceback" not in wrong.stderr and not (tmp_path / "wrong").exists()
-    wrong = run_cli(runs_dir, "train", "bireal34", *TINY, "--two-step", "--init-from", twin_dir,
-                    "--output", tmp_path / "wrong")
-    assert wrong.returncode == 1 and "Cannot initialise bireal34" in wrong.stderr
-    assert "Traceback" not in wrong.stderr and not (tmp_path / "wrong").exists()
+    for two_step in ([], ["--two-step"]):
+        wrong = invoke("train", "bireal34", *TINY, *two_step, "--init-from", twin_dir,
+                       "--output", tmp_path / "wrong", runs=runs_dir)
+        assert_one_clear_error(wrong, "Cannot initialise bireal34")
+        assert not (tmp_path / "wrong").exists()
     assert (runs_dir / "latest").read_text().strip() == str(run_dir.resolve())

@@ -1,0 +1,127 @@
+r"""The Keras model's own rounding-noise floor, and an export judged against it.
+
+LCE computes the same function as the Keras model with different float32
+rounding: BatchNorm and weight scales folded into the binary convolution's
+multiplier and bias, other summation orders in the float layers. Each
+pre-activation moves by a few units in the last place (ulp, \(2^{-24}\)
+relative); one within that of zero flips its sign, and in a binary net one
+flipped sign can flip others downstream. How often that changes an image's
+output is a property of the model (a short-trained deep net is chaotic), not
+of the conversion, so it is measured on the model itself.
+
+**Jitter.** A draw multiplies every float weight and every input value by
+\(1 + \varepsilon z\), \(z \sim \mathcal N(0, 1)\) independently, with
+\(\varepsilon = 10^{-6}\) (about 16 ulp): a perturbation of the same kind as
+LCE's rounding and larger than it (signs of binary kernels do not change).
+For \(R\) draws \(r\) and \(N\) images it counts, against the unperturbed
+Keras outputs \(y^K\),
+
+* \(c^{top1}_r\): images whose top-1 changes;
+* \(c^{moved}_r\): images whose outputs move at all,
+  \(\max_k |y_k - y^K_k| > \delta (1 + \max_k |y^K_k|)\), \(\delta = 10^{-4}\)
+  (far above float rounding of the outputs: some sign flipped on the way).
+
+**Judgement.** A faithful flatbuffer's counts \(c_L\) are then no larger than
+a draw's, up to chance. With \(S = \sum_r c_r\) (approximately Poisson with
+mean \(R\mu\)), the upper confidence limit \(\mu^+\) solves
+\(P(\operatorname{Poisson}(R\mu^+) \le S) = \alpha\), and the export fails
+when \(c_L\) exceeds the smallest \(k\) with
+\(P(\operatorname{Poisson}(\mu^+) > k) \le \alpha\) (\(\alpha = 10^{-3}\) for each
+count). Poisson's variance bounds the binomial's, so the bound errs towards
+passing. A wrong conversion (a dropped layer, a wrongly folded scale) moves
+the pre-activations of every image by far more than rounding: it moves nearly
+every output and changes many top-1s, beyond both bounds. A model that is
+chaotic under the jitter (every output moves) keeps only the top-1 bound.
+"""
+
+import math
+from typing import Dict, List, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+EPSILON = 1e-6
+DRAWS = 4
+MOVED = 1e-4
+ALPHA = 1e-3
+
+
+def _poisson_cdf(k: int, mean: float) -> float:
+    r"""\(P(\operatorname{Poisson}(\text{mean}) \le k)\), summed in log space."""
+    if k < 0:
+        return 0.0
+    if mean <= 0:
+        return 1.0
+    log_mean = math.log(mean)
+    return min(1.0, sum(math.exp(i * log_mean - mean - math.lgamma(i + 1)) for i in range(k + 1)))
+
+
+def poisson_upper_mean(total: int, draws: int, alpha: float = ALPHA) -> float:
+    r"""Upper \((1-\alpha)\) confidence limit of the mean count per draw, from
+    ``total`` counts over ``draws`` draws (module docstring), by bisection."""
+    low, high = float(total), float(total) + 10 * math.sqrt(total + 1) + 20
+    for _ in range(100):
+        mid = (low + high) / 2
+        if _poisson_cdf(total, mid) > alpha:
+            low = mid
+        else:
+            high = mid
+    return high / draws
+
+
+def allowed_count(draw_counts: List[int], images: int, alpha: float = ALPHA) -> int:
+    r"""The most images a faithful flatbuffer may count, given the jitter draws'
+    counts: the \((1-\alpha)\) Poisson quantile at \(\mu^+\), at most ``images``."""
+    mean = poisson_upper_mean(int(sum(draw_counts)), len(draw_counts), alpha)
+    k = int(mean)
+    while k < images and 1.0 - _poisson_cdf(k, mean) > alpha:
+        k += 1
+    return min(k, images)
+
+
+def moved(outputs: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per image: whether ``outputs`` moved from ``reference`` beyond float rounding."""
+    scale = 1.0 + np.abs(reference).max(axis=-1)
+    return np.abs(outputs - reference).max(axis=-1) > MOVED * scale
+
+
+def counts(outputs: np.ndarray, reference: np.ndarray) -> Dict[str, int]:
+    """Images whose top-1 changed and whose outputs moved, against ``reference``."""
+    return {"top1": int((outputs.argmax(-1) != reference.argmax(-1)).sum()),
+            "moved": int(moved(outputs, reference).sum())}
+
+
+def jitter_counts(model: tf.keras.Model, images: np.ndarray, reference: np.ndarray, *,
+                  epsilon: float = EPSILON, draws: int = DRAWS, seed: int = 0) -> List[dict]:
+    """:func:`counts` of ``draws`` jittered copies of ``model`` (module docstring).
+    The model's weights are restored afterwards, whatever happens."""
+    rng = np.random.default_rng(seed)
+    weights = model.get_weights()
+
+    def jittered(value):
+        value = np.asarray(value)
+        if not np.issubdtype(value.dtype, np.floating):
+            return value
+        return (value * (1 + epsilon * rng.standard_normal(value.shape))).astype(value.dtype)
+
+    found = []
+    try:
+        for _ in range(draws):
+            model.set_weights([jittered(w) for w in weights])
+            found.append(counts(model.predict(jittered(images), batch_size=64, verbose=0),
+                                reference))
+    finally:
+        model.set_weights(weights)
+    return found
+
+
+def judge(lce_counts: Dict[str, int], draws: List[dict], images: int,
+          keys: Sequence[str] = ("top1", "moved")) -> dict:
+    """The flatbuffer's counts against the jitter's (the ``keys`` judged): bounds and verdict."""
+    bounds = {key: allowed_count([d[key] for d in draws], images) for key in keys}
+    return {
+        "flatbuffer": lce_counts,
+        "jitter": {key: [d[key] for d in draws] for key in ("top1", "moved")},
+        "allowed": bounds,
+        "faithful": all(lce_counts[key] <= bounds[key] for key in bounds),
+    }
