@@ -12,7 +12,6 @@ import json
 import os
 import re
 import sys
-import threading
 from pathlib import Path
 
 import click
@@ -23,55 +22,20 @@ def _quiet_tensorflow(verbose: bool) -> None:
     os.environ["BNNZOO_VERBOSE"] = "1" if verbose else "0"
 
 
-# Native (C++) log lines TensorFlow and XLA print whatever TF_CPP_MIN_LOG_LEVEL says.
-_NATIVE_NOISE = re.compile(
-    rb"^(WARNING: All log messages before absl::InitializeLog|[IW]\d{4} [\d:. ]+\d+ \S+:\d+\])"
-)
-
-
-def _filter_native_stderr() -> None:
-    """Drop TensorFlow's native start-up lines from file descriptor 2.
-
-    They bypass Python, so stderr's descriptor is routed through a pipe and a
-    thread copies every other line to the real stderr.
-    """
-    real = os.dup(2)
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 2)
-    os.close(write_end)
-
-    def pump():
-        with os.fdopen(read_end, "rb") as pipe:
-            for line in pipe:
-                if not _NATIVE_NOISE.match(line):
-                    os.write(real, line)
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
-
-    def restore():
-        sys.stderr.flush()
-        os.dup2(real, 2)  # closes the pipe's last writer: the pump drains and ends
-        thread.join(timeout=2)
-
-    atexit.register(restore)
+_SILENCED = []
 
 
 def _silence_python_logs(verbose: bool) -> None:
-    if verbose:
+    """Importing ``bnnzoo`` silences TensorFlow's Python logs (``BNNZOO_VERBOSE=0``,
+    set above); here the native lines on stderr and Python's warnings go too."""
+    if verbose or _SILENCED:
         return
-    _filter_native_stderr()
-    import logging
+    _SILENCED.append(True)
     import warnings
 
-    import bnnzoo  # noqa: F401  (before TensorFlow: selects legacy Keras)
+    from bnnzoo import quiet  # (bnnzoo first: it selects legacy Keras)
 
-    import absl.logging
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")
-    absl.logging.set_verbosity(absl.logging.ERROR)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    atexit.register(quiet.start_filter())
     warnings.filterwarnings("ignore")
 
 
@@ -112,21 +76,12 @@ def cli(ctx, verbose):
     ctx.obj = {"verbose": verbose}
 
 
-def _model_rows(names):
-    from bnnzoo import zoo
-    from bnnzoo.export import footprint
-
-    entries = [zoo.model_entry(name) for name in names or zoo.list_models()]  # unknown: KeyError
-    rows = []
-    for entry in entries:
-        model = zoo.get_model(entry.name)  # its default input and classes
-        fp = footprint(model)
-        rows.append({"name": entry.name, "input_shape": list(model.input_shape[1:]),
-                     "num_classes": int(model.output_shape[-1]), **fp.as_dict(),
-                     "paper_top1": entry.paper_top1,
-                     "paper_flops": entry.paper_flops, "paper": entry.paper,
-                     "recipe": entry.recipe})
-    return rows
+def _table(header, rows):
+    """Columns as wide as their widest cell: the first left-aligned, the rest right."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    for row in (header, *rows):
+        cells = [f"{row[0]:<{widths[0]}}"] + [f"{cell:>{w}}" for cell, w in zip(row[1:], widths[1:])]
+        click.echo("  ".join(cells).rstrip())
 
 
 @cli.command()
@@ -139,35 +94,62 @@ def models(obj, names, as_json):
     Counted at each model's default input: 224x224x3 with 1000 classes
     (ImageNet layouts), 32x32x3 with 10 (CIFAR layouts); FLOPs = float MACs
     + binary MACs / 64, as the Bi-Real and XNOR-Net papers count them. Paper
-    top-1 is ImageNet's (CIFAR-10 figures are in the models' docstrings).
+    top-1 is ImageNet's, CIFAR-10's for the CIFAR layouts. The counts come
+    from a table kept for the current code (rebuilt models when it is not).
     """
     _silence_python_logs(obj["verbose"])
-    rows = _run(_model_rows, names)
+    from bnnzoo.export.footprint_table import describe_models
+
+    rows = _run(describe_models, names, note=lambda text: click.echo(text, err=True))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'model':<20} {'input':>13} {'params':>12} {'binary params':>14} "
-               f"{'1-bit size':>11} {'binary MACs':>12} {'float MACs':>11} {'FLOPs':>9} {'paper FLOPs':>11} "
-               f"{'paper top-1':>11}")
+    header = ("model", "input/classes", "params", "binary params", "1-bit size", "binary MACs",
+              "float MACs", "FLOPs", "paper FLOPs", "paper top-1")
+    cells = []
     for r in rows:
-        top1 = f"{r['paper_top1']:.1f} %" if r["paper_top1"] is not None else "-"
+        top1 = "-"
+        if r["paper_top1"] is not None:
+            top1 = f"{r['paper_top1']:.1f} %"
+            if r["paper_top1_dataset"] != "ImageNet":
+                top1 += f" ({r['paper_top1_dataset']})"
         paper_flops = f"{r['paper_flops']:.2e}" if r["paper_flops"] is not None else "-"
         shape = "x".join(map(str, r["input_shape"])) + f"/{r['num_classes']}"
-        click.echo(f"{r['name']:<20} {shape:>13} {r['params']:>12,} {r['binary_params']:>14,} "
-                   f"{r['size_1bit_bytes'] / 2**20:>8.2f} MB {r['binary_macs']:>12.2e} "
-                   f"{r['float_macs']:>11.2e} {r['flops']:>9.2e} {paper_flops:>11} {top1:>11}")
+        cells.append((r["name"], shape, f"{r['params']:,}", f"{r['binary_params']:,}",
+                      f"{r['size_1bit_bytes'] / 2**20:.2f} MB", f"{r['binary_macs']:.2e}",
+                      f"{r['float_macs']:.2e}", f"{r['flops']:.2e}", paper_flops, top1))
+    _table(header, cells)
 
 
-@cli.command()
+class _ListsModels(click.Command):
+    """A command whose help ends with the registered model names."""
+
+    def format_epilog(self, ctx, formatter):
+        super().format_epilog(ctx, formatter)
+        obj = ctx.find_object(dict) or {}
+        _silence_python_logs(obj.get("verbose", False))
+        from bnnzoo import zoo
+
+        formatter.write_paragraph()
+        formatter.write_text("Models: " + ", ".join(zoo.list_models())
+                             + " (`models` counts them).")
+
+
+@cli.command(cls=_ListsModels)
 @click.argument("model")
 @click.option("--dataset", default="fashion_mnist", show_default=True,
               help="TFDS name (cifar10, imagenet2012, mnist, ...) or a dataset folder.")
-@click.option("--data-dir", type=click.Path(), help="Where local dataset files (or TFDS data) are.")
+@click.option("--data-dir", type=click.Path(),
+              help="Folder holding the dataset's local files (or TFDS's prepared data) "
+                   "[/usr/share/datasets/NAME, then TFDS's default].")
 @click.option("--epochs", type=int, help="Epochs [recipe's].")
 @click.option("--steps-per-epoch", type=int, help="Batches per epoch, for quick runs [whole train split].")
 @click.option("--batch-size", type=int, help="Batch size [recipe's].")
 @click.option("--learning-rate", type=float, help="Peak learning rate [recipe's, scaled to the batch size].")
-@click.option("--weight-decay", type=float, help="Decoupled weight decay on real-valued weights [recipe's].")
+@click.option("--weight-decay", type=float,
+              help="Weight decay strength on real-valued weights, never binary kernels "
+                   "[recipe's]: decoupled for Bi-Real (Adam), coupled L2 (PyTorch's) for "
+                   "SiMaN (SGD), L2 on kernels for Real-to-Binary.")
 @click.option("--input-size", type=int, help="Model input side in pixels [dataset's, 224 for varying sizes].")
 @click.option("--validation-steps", type=int, help="Validate on this many test batches per epoch [all].")
 @click.option("--xla", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
@@ -178,7 +160,8 @@ def models(obj, names, as_json):
               default="auto", show_default=True,
               help="Mixed precision (variables stay float32); auto: bfloat16 where this CPU "
                    "(AMX-BF16, AVX512-BF16) or a GPU computes it natively, else float32.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the initial weights, the data order and augmentation.")
 @click.option("--init-from", type=click.Path(exists=True),
               help="Start from this trained run or model file of the same structure "
                    "(Bi-Real: the real-valued twin, e.g. resnet18 for bireal18).")
@@ -198,7 +181,7 @@ def models(obj, names, as_json):
               default="default", show_default=True,
               help="mirrored: every GPU here (without GPUs, two logical CPU devices); "
                    "multi-worker: the machines in $TF_CONFIG, each running this command.")
-@click.option("--output", type=click.Path(path_type=Path), help="Run directory [runs/MODEL-DATASET-TIME].")
+@click.option("--output", type=click.Path(path_type=Path, resolve_path=True), help="Run directory [runs/MODEL-DATASET-TIME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --output (default: the latest run).")
 @click.pass_obj
 def train(obj, model, dataset, data_dir, epochs, steps_per_epoch, batch_size, learning_rate,
@@ -238,9 +221,10 @@ def train(obj, model, dataset, data_dir, epochs, steps_per_epoch, batch_size, le
 
 
 @cli.command()
-@click.argument("target", required=False, type=click.Path(path_type=Path))
+@click.argument("target", required=False, type=click.Path(path_type=Path, resolve_path=True))
 @click.option("--dataset", help="Dataset to evaluate on [the run's / the export's].")
-@click.option("--data-dir", type=click.Path())
+@click.option("--data-dir", type=click.Path(),
+              help="Folder holding the dataset's local files [the run's].")
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--limit", type=int, help="Evaluate on the first N test images only.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -271,15 +255,16 @@ def evaluate(obj, target, dataset, data_dir, batch_size, limit, as_json):
 
 
 @cli.command()
-@click.argument("source", required=False, type=click.Path(path_type=Path))
+@click.argument("source", required=False, type=click.Path(path_type=Path, resolve_path=True))
 @click.option("--target", type=click.Choice(["arm64", "armv7", "xcore"]), default="arm64",
               show_default=True, help="arm64: Android, 64-bit Raspberry Pi OS; armv7: 32-bit "
               "Raspberry Pi OS; xcore: XMOS.")
-@click.option("--output", type=click.Path(path_type=Path),
+@click.option("--output", type=click.Path(path_type=Path, resolve_path=True),
               help="The .tflite file [RUN/export/MODEL-TARGET.tflite].")
 @click.option("--dataset", help="Dataset for the parity images [the run's; without one, "
               "synthetic inputs].")
-@click.option("--data-dir", type=click.Path())
+@click.option("--data-dir", type=click.Path(),
+              help="Folder holding the dataset's local files [the run's].")
 @click.option("--parity-images", type=int, default=256, show_default=True,
               help="Test images on which the flatbuffer must match the Keras model up to "
               "the model's own rounding noise.")
@@ -324,7 +309,7 @@ def export(obj, source, target, output, dataset, data_dir, parity_images, min_ag
 
 
 @cli.command()
-@click.argument("model", required=False, type=click.Path(path_type=Path))
+@click.argument("model", required=False, type=click.Path(path_type=Path, resolve_path=True))
 @click.option("--device", default="host", show_default=True,
               help="host | adb[:SERIAL] (Android) | ssh:[USER@]HOST[:PORT] (Raspberry Pi, "
               "any aarch64 Linux).")
@@ -335,7 +320,7 @@ def export(obj, source, target, output, dataset, data_dir, parity_images, min_ag
               help="lce_benchmark_model for the device [$LCE_BENCHMARK_MODEL, then PATH].")
 @click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE",
               help="Extra ssh option, e.g. IdentityFile=~/.ssh/pi (repeatable).")
-@click.option("--output", type=click.Path(path_type=Path),
+@click.option("--output", type=click.Path(path_type=Path, resolve_path=True),
               help="JSON report [beside the model: NAME.benchmark-DEVICE.json].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
@@ -348,7 +333,7 @@ def benchmark(obj, model, device, threads, num_runs, warmup_runs, binary, ssh_op
     """
     _silence_python_logs(obj["verbose"])
     from bnnzoo import atomic, runs
-    from bnnzoo.export.benchmark import benchmark as run_benchmark
+    from bnnzoo.export.benchmark import benchmark as run_benchmark, benchmark_record
 
     if model is None:
         model = _run(runs.latest_export)
@@ -357,15 +342,16 @@ def benchmark(obj, model, device, threads, num_runs, warmup_runs, binary, ssh_op
     if output is None:
         slug = re.sub(r"[^A-Za-z0-9@._-]+", "-", device)
         output = Path(model).with_suffix(f".benchmark-{slug}.json")
+    record = benchmark_record(report)
     if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
+        click.echo(json.dumps(record, indent=2))
     else:
         click.echo(f"{model} on {report.device}, {report.num_threads} thread(s), "
                    f"{report.count} runs ({report.tool}):")
         click.echo(report.summary_line())
         click.echo(f"min {report.min_us:.0f} us, max {report.max_us:.0f} us, "
                    f"std {report.std_us:.0f} us")
-    _run(atomic.write_json, output, report.as_dict())
+    _run(atomic.write_json, output, record)
     if not as_json:
         click.echo(f"Wrote {output}")
 

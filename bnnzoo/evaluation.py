@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from bnnzoo import datasets, runs
+from bnnzoo.progress import KerasProgress, Progress
 from bnnzoo.export import flatbuffer as fb
 from bnnzoo.export.parity import EVALUATION_THREADS, predict_batches
 from bnnzoo.export.pipeline import report_path
@@ -42,7 +43,7 @@ def evaluate(target: Optional[Path] = None, *, dataset: Optional[str] = None,
                                     batch_size=batch_size, limit=limit, num_threads=num_threads)
     source = runs.load_source(target)
     data, _, _ = runs.dataset_for(
-        source.model.output_shape[-1], "The model", dataset=dataset, data_dir=data_dir,
+        source.model.output_shape[-1], str(source.path), dataset=dataset, data_dir=data_dir,
         recorded=(source.dataset, source.data_dir),
         missing=f"Evaluating the model file {target} needs --dataset (it is not in a run directory).")
     return {"model": str(source.path), **evaluate_model(source.model, data, batch_size=batch_size,
@@ -61,8 +62,9 @@ def evaluate_model(model: tf.keras.Model, data: datasets.Dataset, *, batch_size:
     model.compile(loss=tf.keras.losses.CategoricalCrossentropy(), metrics=[
         tf.keras.metrics.CategoricalAccuracy(name="accuracy"),
         tf.keras.metrics.TopKCategoricalAccuracy(5, name="top5")])
-    results = model.evaluate(ds, verbose=0, return_dict=True)
     examples = min(limit, data.examples("test")) if limit else data.examples("test")
+    progress = KerasProgress(Progress(f"Evaluating {model.name}", examples), batch_size)
+    results = model.evaluate(ds, verbose=0, return_dict=True, callbacks=[progress])
     return {"top1": float(results["accuracy"]), "top5": float(results["top5"]),
             "loss": float(results["loss"]), "examples": int(examples), "dataset": data.name,
             "source": data.source}
@@ -79,11 +81,14 @@ def _evaluate_flatbuffer(path: Path, *, dataset: Optional[str], data_dir: Option
     batches = datasets.pipeline(data, "test", image_shape=fb.input_shape(buf), batch_size=batch_size,
                                 limit=limit)
     top1 = top5 = seen = 0
-    for outputs, labels in predict_batches(buf, batches, num_threads=num_threads):
-        truth = labels.argmax(-1)
-        best5 = np.argsort(-outputs, axis=-1)[:, :5]
-        top1 += int((best5[:, 0] == truth).sum())
-        top5 += int((best5 == truth[:, None]).any(-1).sum())
-        seen += len(truth)
+    examples = min(limit, data.examples("test")) if limit else data.examples("test")
+    with Progress(f"Evaluating {path.name}", examples) as progress:
+        for outputs, labels in predict_batches(buf, batches, num_threads=num_threads):
+            truth = labels.argmax(-1)
+            best5 = np.argsort(-outputs, axis=-1)[:, :5]
+            top1 += int((best5[:, 0] == truth).sum())
+            top5 += int((best5 == truth[:, None]).any(-1).sum())
+            seen += len(truth)
+            progress.update(len(truth))
     return {"model": str(path), "runtime": "LCE interpreter", "top1": top1 / seen,
             "top5": top5 / seen, "examples": seen, "dataset": data.name, "source": data.source}

@@ -6,7 +6,7 @@ A run directory holds everything a later stage reads:
     config.json     the exact configuration (and package versions)
     model.h5        the trained Keras model (written when training ends)
     checkpoints/    model + optimiser + epoch after every completed epoch
-    history.csv, history.json, curves.png, logs/ (TensorBoard)
+    history.csv, history.json, steps.json, curves.png, logs/ (TensorBoard)
 
 ``runs/latest`` (under ``$BNNZOO_RUNS``, default ``./runs``) names the run
 that was started last, and ``runs/latest-export`` the last exported flatbuffer,
@@ -39,6 +39,7 @@ MODEL = "model.h5"
 CHECKPOINTS = "checkpoints"
 HISTORY_JSON = "history.json"
 HISTORY_CSV = "history.csv"
+STEPS_JSON = "steps.json"
 CURVES = "curves.png"
 LOGS = "logs"
 
@@ -48,7 +49,8 @@ class RunError(Exception):
 
 
 def runs_root() -> Path:
-    return Path(os.environ.get("BNNZOO_RUNS", "runs"))
+    """``$BNNZOO_RUNS`` (default ``./runs``), absolute: every path printed is."""
+    return Path(os.environ.get("BNNZOO_RUNS", "runs")).resolve()
 
 
 def latest_pointer() -> Path:
@@ -268,7 +270,20 @@ def dataset_for(num_classes: int, predictor: str, *, dataset: Optional[str] = No
     if dataset is None:
         raise ValueError(missing)
     data = datasets.load(dataset, data_dir)
+    if recorded[0] is not None and not _same_dataset(dataset, recorded[0]):
+        print(f"Warning: {predictor} was trained on {recorded[0]}; testing it on {dataset} "
+              "instead, its images resized and converted to the model's input.", file=sys.stderr)
     if num_classes != data.num_classes:
         raise ValueError(f"{predictor} predicts {num_classes} classes but {data.name} has "
                          f"{data.num_classes}.")
     return data, dataset, data_dir
+
+
+def _same_dataset(given: str, recorded: str) -> bool:
+    """The same dataset by name: ``fashion_mnist`` is also a folder named
+    ``fashion-mnist``, however its path is written."""
+    def name(dataset: str) -> str:
+        path = Path(dataset).expanduser()
+        return (path.resolve().name if path.is_dir() else dataset).lower().replace("-", "_")
+
+    return name(given) == name(recorded)

@@ -33,6 +33,8 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from bnnzoo import machine
+
 from .benchmark_commands import (ANDROID_TMP, CONNECT_TIMEOUT_S, Step, adb_commands, ssh_commands,
                                  ssh_mktemp_command)
 from .benchmark_devices import BINARY_NAME, BenchmarkError, Device, PathLike, find_binary, parse_device
@@ -41,8 +43,8 @@ from .benchmark_report import BenchmarkReport, output_tail, parse_benchmark_outp
 from .flatbuffer import FlatbufferError, read_flatbuffer
 from .parity import interpreter
 
-__all__ = ["BenchmarkError", "BenchmarkReport", "benchmark", "device_benchmark", "host_benchmark",
-           "local_binary_benchmark"]
+__all__ = ["BenchmarkError", "BenchmarkReport", "benchmark", "benchmark_record",
+           "device_benchmark", "host_benchmark", "local_binary_benchmark"]
 
 COPY_TIMEOUT_S = 300
 RUN_TIMEOUT_S = 900
@@ -283,3 +285,10 @@ def benchmark(
         ssh_options=ssh_options,
         timeout=timeout,
     )
+
+
+def benchmark_record(report: BenchmarkReport) -> dict:
+    """The report as its JSON file keeps it: the timings, and under
+    ``measured`` the date, the CPU of the host that ran the command, and the
+    stack's versions (``bnnzoo.machine``)."""
+    return {**report.as_dict(), "measured": machine.measured_here()}

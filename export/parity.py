@@ -34,6 +34,8 @@ import larq_compute_engine as lce
 import numpy as np
 import tensorflow as tf
 
+from bnnzoo.progress import KerasProgress, Progress
+
 from . import rounding_noise
 from .flatbuffer import io_types
 
@@ -97,8 +99,16 @@ def parity_report(model: tf.keras.Model, buf: bytes, images: np.ndarray) -> dict
     rounding: for a flatbuffer with int8 input or output the jitter is
     \(\varepsilon = 2^{-7}\) and only the top-1 count is judged.
     """
-    keras_out = model.predict(images, batch_size=64, verbose=0)
-    lce_out = predict_flatbuffer(buf, images)
+    with Progress("Parity: Keras", len(images)) as progress:
+        keras_out = model.predict(images, batch_size=64, verbose=0,
+                                  callbacks=[KerasProgress(progress, 64)])
+    runner = interpreter(buf)
+    with Progress("Parity: flatbuffer", len(images)) as progress:
+        lce_out = []
+        for start in range(0, len(images), 64):
+            lce_out.append(predict(runner, images[start:start + 64]))
+            progress.update(len(lce_out[-1]))
+        lce_out = np.concatenate(lce_out)
     int8 = "INT8" in sum(io_types(buf), [])
     draws = rounding_noise.jitter_counts(model, images, keras_out,
                                          epsilon=2 ** -7 if int8 else rounding_noise.EPSILON)

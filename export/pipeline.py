@@ -19,6 +19,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from bnnzoo import atomic, datasets, runs
+from bnnzoo.progress import Progress
 from bnnzoo.zoo.binary_layers import binary_operations
 
 from . import flatbuffer as fb
@@ -104,7 +105,7 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
     data, dataset, data_dir = None, dataset, data_dir
     if dataset is not None or source.dataset is not None:
         data, dataset, data_dir = runs.dataset_for(
-            model.output_shape[-1], "The model", dataset=dataset, data_dir=data_dir,
+            model.output_shape[-1], str(source.path), dataset=dataset, data_dir=data_dir,
             recorded=(source.dataset, source.data_dir), missing="")
 
     # Binary dense layers as the equal 1x1 binary convolutions (LCE bitpacks
@@ -158,7 +159,7 @@ def compare_with_keras(path: Path, source: Optional[Path] = None, *, dataset: Op
                          "or model file it was exported from.")
     source = runs.load_source(Path(source or recorded["source"]))
     data, _, _ = runs.dataset_for(
-        source.model.output_shape[-1], "The model", dataset=dataset or None,
+        source.model.output_shape[-1], str(source.path), dataset=dataset or None,
         data_dir=data_dir or source.data_dir or recorded.get("data_dir"),
         recorded=(source.dataset or recorded.get("dataset"), None),
         missing=f"Comparing {path} with {source.path} needs --dataset.")
@@ -166,9 +167,12 @@ def compare_with_keras(path: Path, source: Optional[Path] = None, *, dataset: Op
                                 limit=limit)
     runner = interpreter(buf, num_threads)
     keras, lce, labels = [], [], []
-    for images, truth in batches:
-        keras.append(source.model.predict_on_batch(images))
-        lce.append(predict(runner, images.numpy()))
-        labels.append(truth.numpy())
+    examples = min(limit, data.examples("test")) if limit else data.examples("test")
+    with Progress(f"Comparing {path.name} with {source.name}", examples) as progress:
+        for images, truth in batches:
+            keras.append(source.model.predict_on_batch(images))
+            lce.append(predict(runner, images.numpy()))
+            labels.append(truth.numpy())
+            progress.update(len(labels[-1]))
     return {"flatbuffer": str(path), "keras_model": str(source.path), "dataset": data.name,
             **paired_top1(np.concatenate(keras), np.concatenate(lce), np.concatenate(labels))}

@@ -42,6 +42,20 @@ def test_idx_files_are_read_exactly(idx_folder):
     assert int(y) == 0
 
 
+def test_testing_a_model_on_another_dataset_than_its_runs_warns_in_one_line(idx_folder, capsys):
+    from bnnzoo import runs
+
+    for given in ("fashion_mnist", str(idx_folder)):  # a name, or its folder: the same data
+        runs.dataset_for(10, "RUN", dataset=given, data_dir=str(idx_folder.parent),
+                         recorded=("fashion_mnist", None), missing="")
+        assert capsys.readouterr().err == ""
+    runs.dataset_for(10, "RUN", dataset="mnist", data_dir=str(idx_folder),
+                     recorded=("fashion_mnist", None), missing="")
+    assert capsys.readouterr().err.splitlines() == [
+        "Warning: RUN was trained on fashion_mnist; testing it on mnist instead, its images "
+        "resized and converted to the model's input."]
+
+
 def test_truncated_idx_file_is_reported(tmp_path):
     path = tmp_path / "bad-idx3-ubyte.gz"
     with gzip.open(path, "wb") as f:

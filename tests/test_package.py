@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, cli_command
 
 
@@ -21,6 +23,48 @@ def test_importing_bnnzoo_selects_legacy_keras_without_the_user_setting_anything
                          text=True, timeout=300, cwd=REPO.parent)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["tf_keras", "1"]
+
+
+def test_tensorflow_imported_first_without_legacy_keras_is_refused_in_one_sentence():
+    """TensorFlow fixes where ``tensorflow.keras`` imports come from when it is
+    imported (``_tf_uses_legacy_keras``): then bnnzoo must refuse at once."""
+    import types
+
+    import bnnzoo
+
+    keras3 = types.SimpleNamespace(_tf_uses_legacy_keras=False)
+    with pytest.raises(ImportError) as refused:
+        bnnzoo.check_legacy_keras({"tensorflow": keras3})
+    message = str(refused.value)
+    assert message.count(". ") == 0 and "import bnnzoo before tensorflow" in message
+    assert "TF_USE_LEGACY_KERAS=1" in message
+    bnnzoo.check_legacy_keras({})  # TensorFlow not imported yet
+    bnnzoo.check_legacy_keras({"tensorflow": types.SimpleNamespace(_tf_uses_legacy_keras=True)})
+    import tensorflow  # this process: bnnzoo first, so legacy Keras
+
+    bnnzoo.check_legacy_keras({"tensorflow": tensorflow})
+
+
+def test_the_api_is_as_quiet_as_the_cli(capfd, monkeypatch):
+    """TensorFlow's Python logs below ERROR are off once bnnzoo is imported, and
+    XLA's native lines are dropped from stderr where training compiles."""
+    import logging
+
+    import tensorflow as tf
+
+    from bnnzoo import quiet
+
+    assert tf.get_logger().getEffectiveLevel() == logging.ERROR
+    monkeypatch.delenv("BNNZOO_VERBOSE", raising=False)
+    with quiet.native_logs_filtered():
+        os.write(2, b"I0000 00:00:1796194811.595847   18441 service.cc:145] XLA service\n")
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called\n")
+        os.write(2, b"kept\n")
+    assert capfd.readouterr().err == "kept\n"
+    monkeypatch.setenv("BNNZOO_VERBOSE", "1")  # asked for: everything
+    with quiet.native_logs_filtered():
+        os.write(2, b"I0000 00:00:1.0 1 service.cc:145] XLA\n")
+    assert capfd.readouterr().err == "I0000 00:00:1.0 1 service.cc:145] XLA\n"
 
 
 def test_tensorflow_start_up_noise_is_silenced_unless_verbose(tmp_path):

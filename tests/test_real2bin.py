@@ -352,7 +352,8 @@ def test_resume_checks_the_options_as_they_were_typed(tmp_path):
     assert resumed.learning_rate == 2e-4  # the stored stage's, not the typed one
     prepare_run(TrainConfig(model="real2bin", weight_decay=0.0), run_dir, resume=True)  # resolved
     for other, clash in ((dataclasses.replace(typed, learning_rate=5e-4), "learning_rate"),
-                         (dataclasses.replace(typed, epochs=3), "epochs"),
+                         (dataclasses.replace(typed, epochs=3, batch_size=64),
+                          "epochs, batch_size"),  # more epochs alone would extend it
                          (TrainConfig(model="real2bin", weight_decay=1e-4), "weight_decay")):
         with pytest.raises(runs.RunError, match=f"differ from its config.json: {clash}"):
             prepare_run(other, run_dir, resume=True)

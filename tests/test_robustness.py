@@ -116,9 +116,21 @@ def test_training_writes_nothing_outside_its_output_folder(tiny_run):
     ours = [str(p.relative_to(home)) for p in home.rglob("*")]
     assert all(LIBRARY_CACHES.match(p) for p in ours), ours  # only TF's and matplotlib's own
     assert sorted(p.name for p in run_dir.parent.iterdir()) == ["run"]
-    for name in ("config.json", "model.h5", "history.json", "history.csv", "curves.png"):
+    for name in ("config.json", "model.h5", "history.json", "history.csv", "steps.json",
+                 "curves.png"):
         assert (run_dir / name).stat().st_mode & 0o777 == 0o666 & ~current_umask(), name
     assert not [p for p in run_dir.rglob(".*") if p.is_file()]  # no temporaries left
+
+
+def test_a_run_logs_every_step_to_tensorboard_and_its_steps(tiny_run):
+    run_dir = tiny_run[0]
+    tags = set()
+    for events in (run_dir / "logs" / "train").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            tags.update(value.tag for value in event.summary.value)
+    assert {"batch_loss", "epoch_loss"} <= tags, tags
+    (step,) = history.read_steps(run_dir)  # one step of one epoch
+    assert step["epoch"] == step["step"] == 0 and step["fraction"] == 1.0 and step["loss"] > 0
 
 
 def current_umask() -> int:
@@ -214,13 +226,45 @@ def test_finishing_a_run_from_its_checkpoint_writes_model_h5_atomically(invoke, 
     assert (run_copy / "model.h5").is_file() and run_copy / "model.h5" in recorder
 
 
+def test_resume_with_more_epochs_extends_a_finished_run_and_refuses_what_it_cannot(invoke,
+                                                                                    run_copy,
+                                                                                    capsys):
+    """The extension re-plans the run (its training continues as any resumed run's,
+    tested in test_training); fewer epochs and staged runs are refused."""
+    from bnnzoo.training import TrainConfig
+    from bnnzoo.training.train import prepare_run
+
+    assert_one_clear_error(invoke("train", "siman_resnet20", "--resume", "--output", run_copy,
+                                  "--epochs", "1", "--batch-size", "9"), "batch_size")
+    staged = runs.read_config(run_copy)
+    staged = dict(staged, two_step=True, options=dict(staged["options"], two_step=True))
+    staged_copy = Path(shutil.copytree(run_copy, run_copy.parent / "staged"))
+    runs.write_config(staged_copy, staged)
+    assert_one_clear_error(
+        invoke("train", "siman_resnet20", "--resume", "--output", staged_copy, "--epochs", "3"),
+        "trains in stages", "python cli.py train siman_resnet20 ", "--epochs 3", "--two-step")
+    run_dir, config = prepare_run(TrainConfig(model="siman_resnet20", epochs=3), run_copy,
+                                  resume=True)
+    assert run_dir == run_copy and config.epochs == 3 and config.steps_per_epoch == 1
+    assert f"Extending {run_copy} from 1 to 3 epochs" in capsys.readouterr().out
+    stored = runs.read_config(run_copy)
+    assert stored["epochs"] == stored["options"]["epochs"] == 3
+    assert not (run_copy / "model.h5").exists()  # the run is unfinished again
+    assert_one_clear_error(invoke("train", "siman_resnet20", "--resume", "--output", run_copy,
+                                  "--epochs", "1"), "already trained 1 epochs")
+
+
 def test_benchmark_report_is_written_atomically(invoke, tiny_files, tmp_path, monkeypatch):
     _, flatbuffer = tiny_files
     recorder = Recorder(monkeypatch)
     report = tmp_path / "bench.json"
     result = invoke("benchmark", flatbuffer, "--num-runs", "1", "--output", report)
     assert result.exit_code == 0, result.output
-    assert json.loads(report.read_text())["count"] == 1 and report in recorder
+    saved = json.loads(report.read_text())
+    assert saved["count"] == 1 and report in recorder
+    measured = saved["measured"]  # where and with what it was measured
+    assert measured["host_cpu"] and measured["host_cores"] >= 1 and measured["date"][:2] == "20"
+    assert measured["versions"]["larq-compute-engine"] == "0.16.0"
 
 
 def test_benchmark_scripts_write_their_results_through_bnnzoo_atomic():
@@ -379,6 +423,8 @@ def test_bad_training_input_is_one_clear_error(invoke, tmp_path):
         (["--epochs", "-1"], "epochs must be at least 1"),
         (["--steps-per-epoch", "0"], "steps-per-epoch must be at least 1"),
         (["--dataset", "no_such_dataset"], "no_such_dataset"),
+        (["--input-size", "2", "--no-xla"], "siman_resnet20 cannot use 2x2 inputs: its strides "
+                                            "and pooling need at least 3x3"),
     ]
     for extra, message in cases:
         assert_one_clear_error(invoke("train", "siman_resnet20", *extra, "--output", out), message)

@@ -46,9 +46,12 @@ def test_every_binary_conv_is_simans(name):
     assert all(isinstance(layer.kernel_quantizer, SiManMagnitude) for layer in layers)
     assert all(isinstance(layer.kernel_constraint, SiManClip) for layer in layers)
     assert zoo.model_entry(name).recipe == ("siman_imagenet" if name in SIMAN[:2] else "siman")
-    figures = {"siman_resnet20": "87.4", "siman_resnet18_cifar": "92.5",
-               "siman_vgg_small": "92.5"}  # CIFAR-10 (ImageNet's: the registry's paper_top1)
-    assert figures.get(name, "ImageNet") in zoo.model_entry(name).build.__doc__
+    figures = {"siman_resnet20": 87.4, "siman_resnet18_cifar": 92.5,
+               "siman_vgg_small": 92.5}  # CIFAR-10's; the others' are ImageNet's
+    entry = zoo.model_entry(name)
+    assert f"{entry.paper_top1} %" in entry.build.__doc__
+    assert (entry.paper_top1_dataset == "CIFAR-10") == (name in figures)
+    assert entry.paper_top1 == figures.get(name, entry.paper_top1)
 
 
 @pytest.mark.parametrize("name, convs", [("siman_resnet18", 16), ("siman_resnet34", 32),

@@ -55,8 +55,9 @@ def test_new_run_never_overwrites_and_resume_refuses_other_options(trained):
     before = (run_dir / "model.h5").read_bytes()
     result = run_cli(runs, "train", "bireal18", "--output", run_dir, "--epochs", "1")
     assert result.returncode == 1 and "already exists" in result.stderr
-    result = run_cli(runs, "train", "bireal18", "--resume", "--output", run_dir, "--epochs", "5")
-    assert result.returncode == 1 and "epochs" in result.stderr
+    result = run_cli(runs, "train", "bireal18", "--resume", "--output", run_dir, "--epochs", "5",
+                     "--batch-size", "64")  # more epochs alone would extend the run
+    assert result.returncode == 1 and "differ from its config.json: epochs, batch_size" in result.stderr
     result = run_cli(runs, "train", "bireal18", "--resume", "--output", run_dir)
     assert result.returncode == 0 and "already finished" in result.stdout
     assert (run_dir / "model.h5").read_bytes() == before

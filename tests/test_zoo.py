@@ -58,6 +58,27 @@ def test_every_registered_model_is_declared_and_built_the_same_way(name):
     assert model.name == name
     assert (len(binary_layers(model)) > 0) != name.startswith("resnet")  # twins: none
     assert f"num_classes: classes of the classifier; default {model.output_shape[-1]}." in doc
+    # Three stride-2 stages need 5 px ("same": 5 -> 3 -> 2 -> 1), ResNet-20's two 3 px,
+    # VGG-small's three "valid" 2x2 max-pools 8 px (8 -> 4 -> 2 -> 1).
+    least = {"siman_resnet20": 3, "siman_vgg_small": 8}.get(name, 5)
+    assert zoo.smallest_input_side(model) == least
+    zoo.check_input_side(model, name)  # 16 px: usable
+
+
+@pytest.mark.parametrize("name, side, least", [("bireal18", 3, 5), ("siman_vgg_small", 4, 8)])
+def test_training_refuses_inputs_too_small_for_the_strides_and_pooling(name, side, least):
+    """Padding "same", bireal18 builds at 3x3 but its last stride-2 stage gets
+    1 px; VGG-small's third "valid" max-pool gets nothing and does not build."""
+    from bnnzoo.training import TrainConfig
+    from bnnzoo.training.run import build_model
+
+    config = TrainConfig(model=name, input_shape=(side, side, 1), num_classes=10,
+                         precision="float32", width=8)
+    with pytest.raises(ValueError, match=f"{name} cannot use {side}x{side} inputs: .* at least "
+                                         f"{least}x{least}"):
+        build_model(config)
+    build_model(TrainConfig(model=name, input_shape=(least, least, 1), num_classes=10,
+                            precision="float32", width=8))
 
 
 @pytest.fixture(scope="module")

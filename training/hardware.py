@@ -20,29 +20,21 @@ always saved in float32 (``float32_copy``: the function LCE converts).
 """
 
 import contextlib
-import functools
 import os
 import platform
-from pathlib import Path
 from typing import List, Optional
 
 import tensorflow as tf
+
+from bnnzoo import machine
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 BF16_FLAGS = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX512-BF16"}
 
 
-@functools.lru_cache(maxsize=None)
 def _cpuinfo() -> dict:
-    fields = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    return fields
+    return machine.cpuinfo()
 
 
 def cpu_name() -> str:

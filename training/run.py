@@ -19,6 +19,7 @@ from typing import List, Optional, Tuple
 import tensorflow as tf
 
 from bnnzoo import atomic, datasets, runs, zoo
+from bnnzoo.progress import FitProgress
 from bnnzoo.zoo.binary_layers import undecayed_weights
 
 from . import hardware, recipes, xla
@@ -45,9 +46,25 @@ def epoch_schedules(model: tf.keras.Model, epochs: int) -> List[tf.keras.callbac
 
 
 def build_model(config: TrainConfig) -> tf.keras.Model:
-    """``config``'s model, its layers computing in ``config.precision``."""
+    """``config``'s model, its layers computing in ``config.precision``; an
+    input too small for its strides and pooling is a ``ValueError`` naming
+    the least input side (``zoo.input_side``)."""
     with hardware.precision_scope(config.precision):
-        return runs.build_network(dataclasses.asdict(config))
+        try:
+            model = runs.build_network(dataclasses.asdict(config))
+        except ValueError:
+            # A "valid" pooling with nothing left to pool fails to build: the
+            # least side is read from the same network built at the largest
+            # small-image side, which has the same layers.
+            side = min(config.input_shape[0], zoo.input_side.SEARCH_LIMIT)
+            reference = dict(dataclasses.asdict(config),
+                             input_shape=(zoo.input_side.SEARCH_LIMIT,) * 2 + (config.input_shape[2],))
+            least = zoo.smallest_input_side(runs.build_network(reference))
+            if side < least:
+                raise zoo.input_side.too_small(config.model, side, least) from None
+            raise
+    zoo.check_input_side(model, config.model)
+    return model
 
 
 def use_xla(config: TrainConfig) -> Tuple[bool, str]:
@@ -174,11 +191,17 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *,
     # History first, checkpoint second: killed between the two, the resumed run
     # repeats that epoch and replaces its history row, so no row is ever lost.
     callbacks = [
-        HistoryRecorder(run_dir, initial_epoch),
+        HistoryRecorder(run_dir, initial_epoch, config.steps_per_epoch),
         EpochCheckpoint(manager, epoch_var),
-        tf.keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.LOGS), profile_batch=0),
+        tf.keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.LOGS), profile_batch=0,
+                                       update_freq=max(1, config.steps_per_epoch // 100)),
     ]
     callbacks[:0] = epoch_schedules(model, config.epochs)
+    verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
+    if verbose == 2:  # a log: Keras says one line per epoch; a line every 30 s within it
+        batches = -(-config.test_examples // config.batch_size) if config.test_examples else None
+        callbacks.append(FitProgress(config.steps_per_epoch, config.validation_steps or batches,
+                                     stream=sys.stdout))
     if initial_epoch < config.epochs:
         if initial_epoch:
             print(f"Resuming {run_dir} at epoch {initial_epoch + 1}/{config.epochs}.")
@@ -189,7 +212,7 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *,
             steps_per_epoch=config.steps_per_epoch,
             validation_data=val_ds,
             callbacks=callbacks,
-            verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
+            verbose=verbose,
         )
     with atomic.atomic_path(run_dir / runs.MODEL) as tmp:
         hardware.float32_copy(trained_part(model)).save(tmp, include_optimizer=False, save_format="h5")

@@ -12,6 +12,7 @@ own (a copy of the chief's run when resuming), removed at the end.
 """
 
 import dataclasses
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -19,9 +20,9 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
-from bnnzoo import atomic, datasets, runs
+from bnnzoo import atomic, datasets, quiet, runs
 
-from . import distribution, hardware, stages
+from . import distribution, hardware, history, stages
 from .config import TrainConfig, config_from_dict, resolve, typed_options
 from .run import prepare_model, train_run, use_xla, write_run_config
 
@@ -34,6 +35,12 @@ def train(config: TrainConfig, output: Optional[Path] = None, resume: bool = Fal
     that ``tf.distribute`` strategy's scope (``training.distribution``); a
     resumed run may use another strategy than the one it started with.
     """
+    with quiet.native_logs_filtered():  # XLA's I0000 lines
+        return _train(config, output, resume, verbose)
+
+
+def _train(config: TrainConfig, output: Optional[Path], resume: bool,
+           verbose: Optional[int]) -> Path:
     strategy = distribution.make_strategy(config.strategy)
     chief = distribution.is_chief(strategy)
     folder = output
@@ -124,6 +131,8 @@ def prepare_run(config: TrainConfig, output: Optional[Path], resume: bool) -> Tu
                    if value != stored.get(k) and (k not in started or value != started[k])]
         if stored["model"] != config.model:
             clashes.insert(0, "model")
+        if clashes == ["epochs"]:
+            return run_dir, extend(run_dir, config_from_dict(stored), config.epochs)
         if clashes:
             raise runs.RunError(
                 f"--resume continues {run_dir} as configured; these options differ "
@@ -137,3 +146,41 @@ def prepare_run(config: TrainConfig, output: Optional[Path], resume: bool) -> Tu
             "that run, or choose another --output."
         )
     return run_dir, dataclasses.replace(config, options=typed_options(config))
+
+
+def extend(run_dir: Path, stored: TrainConfig, epochs: int) -> TrainConfig:
+    """``--resume --epochs N`` with more epochs than ``run_dir`` was planned
+    for: the run goes on to N epochs from its last checkpoint, its schedules
+    (learning rate, SiMaN's clip) re-planned over the N. Staged runs and fewer
+    epochs are refused, naming what to do instead."""
+    done = len(history.read_history(run_dir))
+    if len(stages.plan(stored, run_dir)) > 1:
+        raise runs.RunError(
+            f"{run_dir} trains in stages, each with its own schedule, so --epochs cannot "
+            f"extend it; train it again with {epochs} epochs: "
+            f"{command_line(stored.model, dict(stored.options or {}, epochs=epochs))}")
+    if epochs <= done:
+        raise runs.RunError(f"{run_dir} has already trained {done} epochs; --epochs {epochs} "
+                            f"would not extend it (give more than {done}).")
+    print(f"Extending {run_dir} from {stored.epochs} to {epochs} epochs: its learning-rate "
+          f"schedule is re-planned over {epochs} epochs and continues at epoch {done + 1} "
+          f"as a {epochs}-epoch run would.")
+    options = dict(stored.options or {}, epochs=epochs)
+    extended = dataclasses.replace(stored, epochs=epochs, options=options)
+    # The finished model first: killed before the new config.json is written,
+    # the run is still its finished self (--resume rewrites the same model.h5).
+    (run_dir / runs.MODEL).unlink(missing_ok=True)
+    runs.write_config(run_dir, {**runs.read_config(run_dir), "epochs": epochs, "options": options})
+    return extended
+
+
+def command_line(model: str, options: dict) -> str:
+    """The ``cli.py train`` command with ``options`` (as ``typed_options`` gives them)."""
+    words = ["python", "cli.py", "train", model]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            words.append(flag)
+        elif value is not False and value is not None:
+            words += [flag, shlex.quote(str(value))]
+    return " ".join(words)

@@ -11,6 +11,7 @@ import bnnzoo  # (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 bnnzoo.one_import_path(__name__)
 
 from .registry import get_model, list_models, model_entry, register_model
+from .input_side import check_input_side, smallest_input_side
 from .bireal import bireal18  # noqa: F401  (registers the models)
 from .bireal_deep import bireal34, bireal50, bireal101, bireal152
 from .real2bin import real2bin, real2bin_baseline
@@ -19,7 +20,8 @@ from .siman import siman_resnet18, siman_resnet34
 from .siman_cifar import siman_resnet18_cifar, siman_resnet20, siman_vgg_small
 from .xnor import xnor_resnet18
 
-__all__ = ["get_model", "list_models", "model_entry", "register_model",
+__all__ = ["get_model", "list_models", "model_entry", "register_model", "check_input_side",
+           "smallest_input_side",
            "bireal18", "bireal34", "bireal50", "bireal101", "bireal152",
            "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "xnor_resnet18",
            "siman_resnet18", "siman_resnet34", "siman_resnet20", "siman_resnet18_cifar",

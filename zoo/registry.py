@@ -27,24 +27,26 @@ class ModelEntry:
     name: str
     build: Callable[..., tf.keras.Model]
     paper: str
-    paper_top1: Optional[float] = None  # ImageNet top-1 (%), as reported
+    paper_top1: Optional[float] = None  # top-1 (%) on paper_top1_dataset, as reported
     recipe: str = "bireal"  # name of the training recipe in training.recipes
     paper_flops: Optional[float] = None  # FLOPs at 224x224 as the paper counts them
     twin: Optional[str] = None  # the real-valued twin whose weights initialise it
+    paper_top1_dataset: str = "ImageNet"  # where paper_top1 was measured
 
 
 _REGISTRY: Dict[str, ModelEntry] = {}
 
 
 def register_model(*, paper: str, paper_top1: Optional[float] = None, recipe: str = "bireal",
-                   paper_flops: Optional[float] = None, twin: Optional[str] = None):
+                   paper_flops: Optional[float] = None, twin: Optional[str] = None,
+                   paper_top1_dataset: str = "ImageNet"):
     """Decorator: add a larq-zoo-style builder to the registry under its function's name."""
 
     def wrap(fn):
         if fn.__name__ in _REGISTRY:
             raise ValueError(f"Model {fn.__name__!r} is registered twice.")
         _REGISTRY[fn.__name__] = ModelEntry(fn.__name__, fn, paper, paper_top1, recipe,
-                                            paper_flops, twin)
+                                            paper_flops, twin, paper_top1_dataset)
         return fn
 
     return wrap

@@ -103,7 +103,7 @@ class SiManVGGSmall(SiManLayers, ModelFactory):
         return self.classifier(tf.keras.layers.Flatten()(x))
 
 
-@register_model(paper=PAPER, recipe="siman")
+@register_model(paper=PAPER, paper_top1=87.4, paper_top1_dataset="CIFAR-10", recipe="siman")
 def siman_resnet20(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
                    weights: Optional[str] = None, include_top: bool = True,
                    num_classes: Optional[int] = None,
@@ -134,7 +134,7 @@ def siman_resnet20(*, input_shape: Optional[Sequence[Optional[int]]] = None, inp
                          include_top=include_top, num_classes=num_classes, filters=filters).build()
 
 
-@register_model(paper=PAPER, recipe="siman")
+@register_model(paper=PAPER, paper_top1=92.5, paper_top1_dataset="CIFAR-10", recipe="siman")
 def siman_resnet18_cifar(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
                          weights: Optional[str] = None, include_top: bool = True,
                          num_classes: Optional[int] = None,
@@ -165,7 +165,7 @@ def siman_resnet18_cifar(*, input_shape: Optional[Sequence[Optional[int]]] = Non
                               include_top=include_top, num_classes=num_classes, filters=filters).build()
 
 
-@register_model(paper=PAPER, recipe="siman")
+@register_model(paper=PAPER, paper_top1=92.5, paper_top1_dataset="CIFAR-10", recipe="siman")
 def siman_vgg_small(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
                     weights: Optional[str] = None, include_top: bool = True,
                     num_classes: Optional[int] = None,
