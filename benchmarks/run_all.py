@@ -7,6 +7,7 @@
 | ``export_size_latency.py`` | flatbuffer size and host latency against larq-zoo's BiRealNet | ``export_size_latency.json`` |
 | ``family_export.py`` (x3) | every Bi-Real, SiMaN and Real-to-Binary net trained briefly and exported bitpacked | ``family_export.json``, ``siman_export.json``, ``real2bin_export.json`` |
 | ``accuracy.py`` | test top-1 of every method, Keras and flatbuffer, size, latency, training time | ``accuracy_DATASET.json`` |
+| ``interpreter_threads.py`` | milliseconds per image in LCE's interpreter with 1 and 2 threads (evaluation's default) | ``interpreter_threads.json`` |
 | ``readme_job.py`` | README's main job (train, export, benchmark, evaluate) over two seeds: its figures and their spread | ``readme_job.json`` |
 
     python benchmarks/run_all.py                    # all of it (the accuracy table alone: ~1 h on 2 cores)
@@ -43,6 +44,8 @@ BENCHMARKS = {
     "family_real2bin": ("family_export.py", "real2bin_export.json", ["--family", "real2bin"],
                         ["--family", "real2bin", "--models", "real2bin_baseline", "--steps", "2"]),
     "accuracy": ("accuracy.py", "accuracy_{dataset}.json", [], ["--quick"]),
+    "interpreter_threads": ("interpreter_threads.py", "interpreter_threads.json", [],
+                            ["--images", "4", "--repeats", "1"]),
     "readme_job": ("readme_job.py", "readme_job.json", ["--seeds", "0,1"],
                    ["--seeds", "0", "--quick"]),
 }

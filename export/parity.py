@@ -41,9 +41,9 @@ from .flatbuffer import io_types
 
 
 #: Threads of LCE's interpreter when it runs many images (parity, evaluation):
-#: it takes one image at a time, and a second thread made every image slower,
-#: by 1.2-3x (bireal18 at 14, 64 and 224 px on a 2-core AMD EPYC, 2026-12-02;
-#: more with the other core busy). Latency on a device is ``benchmark --threads``.
+#: it takes one image at a time, and a second thread made images slower,
+#: 1.4-4.4x at 14 and 64 px, about even at 224 px (bireal18, 2-core AMD EPYC, 2026-12-02,
+#: benchmarks/interpreter_threads.py). Latency on a device is ``benchmark --threads``.
 EVALUATION_THREADS = 1
 
 
