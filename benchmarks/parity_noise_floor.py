@@ -20,34 +20,14 @@ import datetime
 from pathlib import Path
 
 import bnnzoo  # noqa: F401  (legacy Keras before TensorFlow loads)
-
-import flatbuffers
-import numpy as np
-from tensorflow.lite.python import schema_py_generated as schema
-
 from bnnzoo import atomic, datasets, export, runs
-from bnnzoo.export import rounding_noise
+from bnnzoo.export import flatbuffer, rounding_noise
 from bnnzoo.export.pipeline import first_test_images
 from machine import machine  # benchmarks/machine.py, beside this script
 
 OUTPUT = Path(__file__).parent / "results" / "parity_noise_floor.json"
 CORRUPTIONS = {"scale x0.5": (0.5, 1.0), "scale x0.9": (0.9, 1.0), "scale x2": (2.0, 1.0),
                "dropped": (0.0, 0.0)}
-
-
-def scaled_bconv_output(buf: bytes, index: int, multiplier: float, bias: float) -> bytes:
-    """``buf`` with the ``index``-th LceBconv2d's output multiplier and bias scaled."""
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(buf, 0))
-    graph = model.subgraphs[0]
-    op = [op for op in graph.operators
-          if model.operatorCodes[op.opcodeIndex].customCode == b"LceBconv2d"][index]
-    for position, factor in ((2, multiplier), (3, bias)):
-        data = model.buffers[graph.tensors[op.inputs[position]].buffer]
-        values = np.frombuffer(bytes(bytearray(data.data)), np.float32) * np.float32(factor)
-        data.data = np.frombuffer(values.astype(np.float32).tobytes(), np.uint8)
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
 
 
 def measure(run: Path, count: int) -> dict:
@@ -72,7 +52,7 @@ def measure(run: Path, count: int) -> dict:
            "corrupted": {}}
     for index in sorted({0, layers // 2, layers - 1}):
         for name, (multiplier, bias) in CORRUPTIONS.items():
-            verdict = judged(scaled_bconv_output(buf, index, multiplier, bias))
+            verdict = judged(flatbuffer.with_scaled_bconv_output(buf, index, multiplier, bias))
             row["corrupted"][f"LceBconv2d {index}: {name}"] = {
                 "counts": verdict["flatbuffer"], "faithful": verdict["faithful"]}
     return row

@@ -18,6 +18,7 @@ import dataclasses
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+import flatbuffers
 import numpy as np
 from flatbuffers import flexbuffers
 from tensorflow.lite.python import schema_py_generated as schema
@@ -179,3 +180,21 @@ def read_flatbuffer(path) -> bytes:
     buf = path.read_bytes()
     operators(buf)
     return buf
+
+
+def with_scaled_bconv_output(buf: bytes, index: int, multiplier: float, bias: float) -> bytes:
+    """``buf`` with the ``index``-th ``LceBconv2d``'s folded output multiplier and
+    bias (its inputs 2 and 3) scaled: a wrongly folded scale, or (both 0) the
+    binary layer dropped from its residual block. What the parity check must
+    catch (tests/test_export_cli.py, benchmarks/parity_noise_floor.py)."""
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(buf, 0))
+    graph = model.subgraphs[0]
+    op = [op for op in graph.operators
+          if model.operatorCodes[op.opcodeIndex].customCode == BCONV.encode()][index]
+    for position, factor in ((2, multiplier), (3, bias)):
+        data = model.buffers[graph.tensors[op.inputs[position]].buffer]
+        values = np.frombuffer(bytes(bytearray(data.data)), np.float32) * np.float32(factor)
+        data.data = np.frombuffer(values.astype(np.float32).tobytes(), np.uint8)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from bnnzoo import export
 from bnnzoo.evaluation import evaluate
-from bnnzoo.export import parity
+from bnnzoo.export import flatbuffer, parity
 from conftest import assert_one_clear_error, run_cli
 from test_export import tiny_bnn
 
@@ -65,26 +65,6 @@ def test_deployed_top1_equals_the_keras_top1_on_real_test_images(exported, invok
     assert deployed["top1"] > 0.5
 
 
-def scaled_bconv_output(buf: bytes, index: int, multiplier: float, bias: float) -> bytes:
-    """``buf`` with the ``index``-th LceBconv2d's folded output multiplier and
-    bias (its inputs 2 and 3) scaled: a wrongly folded scale, or (both 0) the
-    binary layer dropped from its residual block."""
-    import flatbuffers
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(buf, 0))
-    graph = model.subgraphs[0]
-    op = [op for op in graph.operators
-          if model.operatorCodes[op.opcodeIndex].customCode == b"LceBconv2d"][index]
-    for position, factor in ((2, multiplier), (3, bias)):
-        data = model.buffers[graph.tensors[op.inputs[position]].buffer]
-        values = np.frombuffer(bytes(bytearray(data.data)), np.float32) * np.float32(factor)
-        data.data = np.frombuffer(values.astype(np.float32).tobytes(), np.uint8)
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
 def test_parity_passes_the_faithful_export_and_fails_wrong_ones_on_real_images(exported):
     """The trained bireal18 on 256 real test images: its own flatbuffer is within
     the model's rounding-noise floor; the same flatbuffer with one binary
@@ -101,9 +81,9 @@ def test_parity_passes_the_faithful_export_and_fails_wrong_ones_on_real_images(e
     assert parity["noise_floor"]["faithful"], parity
     reference = model.predict(images, verbose=0)
     draws = rounding_noise.jitter_counts(model, images, reference)
-    wrong = {"scale x0.5 (layer 5)": scaled_bconv_output(buf, 5, 0.5, 1.0),
-             "scale x2 (layer 10)": scaled_bconv_output(buf, 10, 2.0, 1.0),
-             "dropped (layer 8)": scaled_bconv_output(buf, 8, 0.0, 0.0)}
+    wrong = {"scale x0.5 (layer 5)": flatbuffer.with_scaled_bconv_output(buf, 5, 0.5, 1.0),
+             "scale x2 (layer 10)": flatbuffer.with_scaled_bconv_output(buf, 10, 2.0, 1.0),
+             "dropped (layer 8)": flatbuffer.with_scaled_bconv_output(buf, 8, 0.0, 0.0)}
     for name, bad in wrong.items():
         verdict = rounding_noise.judge(
             rounding_noise.counts(export.predict_flatbuffer(bad, images), reference), draws, 256)
