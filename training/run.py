@@ -27,6 +27,10 @@ from .config import TrainConfig
 from .distill import TeacherStudent
 from .history import HistoryRecorder
 from .initialise import initialise_from
+from .switch import begin_binary_stage
+
+
+SWITCH_BATCHES = 20  # training batches that re-estimate BatchNorm at a real -> binary switch
 
 
 def write_run_config(run_dir: Path, config: TrainConfig) -> None:
@@ -141,11 +145,15 @@ def checkpoint_for(model: tf.keras.Model, run_dir: Path):
     return checkpoint, manager, epoch
 
 
-def prepare_model(config: TrainConfig, run_dir: Path) -> tf.keras.Model:
+def prepare_model(config: TrainConfig, run_dir: Path,
+                  data: Optional[datasets.Dataset] = None) -> tf.keras.Model:
     """``config``'s model, built and compiled; initialised from ``config.init_from``
     unless ``run_dir`` already has a checkpoint; with a ``config.teacher``, the
-    student inside a ``distill.TeacherStudent``. Writes nothing, so a structure
-    mismatch (``InitialisationError``) leaves no trace."""
+    student inside a ``distill.TeacherStudent``. Where the initialisation
+    switches convolutions from real to binary weights, ``training.switch``
+    carries their magnitudes and (with ``data``) re-estimates the BatchNorm
+    statistics on ``SWITCH_BATCHES`` training batches. Writes nothing, so a
+    structure mismatch (``InitialisationError``) leaves no trace."""
     tf.keras.utils.set_random_seed(config.seed)
     student = model = build_model(config)
     if config.teacher:
@@ -158,6 +166,10 @@ def prepare_model(config: TrainConfig, run_dir: Path) -> tf.keras.Model:
         source = runs.load_source(Path(config.init_from))
         copied = initialise_from(student, source.model)
         print(f"Initialised {copied} layers from {config.init_from}.")
+        batches = None if data is None else datasets.pipeline(
+            data, "train", image_shape=config.input_shape, batch_size=config.batch_size,
+            training=True, seed=config.seed).take(SWITCH_BATCHES)
+        begin_binary_stage(student, source.model, batches)
         twin = zoo.model_entry(config.model).twin
         if source.name not in (config.model, twin):
             print(f"Note: {source.name} is not {config.model}'s real-valued twin "
@@ -171,7 +183,7 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *,
     ``prepare_model``), from its last checkpoint if it has one; the directory
     gets its ``config.json`` when it is first written."""
     if model is None:
-        model = prepare_model(config, run_dir)
+        model = prepare_model(config, run_dir, data)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / runs.CONFIG).is_file():
         write_run_config(run_dir, config)

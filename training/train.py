@@ -80,7 +80,7 @@ def train_plan(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *, re
         return run_dir
     # The first pending stage's model before anything is written: a structure
     # mismatch with --init-from stops here and leaves no run behind.
-    model = prepare_model(pending[0][1], run_dir / pending[0][0]) if pending else None
+    model = prepare_model(pending[0][1], run_dir / pending[0][0], data) if pending else None
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         write_run_config(run_dir, config)
