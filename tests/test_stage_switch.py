@@ -9,6 +9,7 @@ import tensorflow as tf
 from bnnzoo import zoo
 from bnnzoo.training import run as training_run
 from bnnzoo.training.config import TrainConfig, resolve
+from bnnzoo.training.hardware import precision_scope
 from bnnzoo.training.initialise import initialise_from
 from bnnzoo.training.switch import (begin_binary_stage, magnitude, switched_convolutions)
 from bnnzoo.zoo.binary_layers import binary_operations
@@ -56,6 +57,19 @@ def test_magnitude_is_the_least_squares_channel_scale_and_folds_exactly(capsys):
     initialise_from(gated, gated_real)
     begin_binary_stage(gated, gated_real)
     assert "scale after 0 (16 have none)." in capsys.readouterr().out
+
+
+def test_magnitude_is_computed_in_float32_under_a_bfloat16_policy():
+    """A bfloat16 run's quantizers compute in bfloat16; s_c is still the float32
+    kernels' (mean |W_c| for sign, exactly 1 for Bi-Real's magnitude-aware sign)."""
+    with precision_scope("bfloat16"):
+        baseline = zoo.get_model("real2bin_baseline", **SMALL)
+        bireal = zoo.get_model("bireal18", **SMALL)
+    conv = binary_operations(baseline)[0]
+    assert conv.kernel_quantizer.compute_dtype == "bfloat16"
+    np.testing.assert_allclose(magnitude(conv), np.abs(conv.kernel.numpy()).mean(axis=(0, 1, 2)),
+                               rtol=1e-5)
+    np.testing.assert_allclose(magnitude(binary_operations(bireal)[0]), 1, rtol=1e-5)
 
 
 @requires_fashion_mnist

@@ -75,7 +75,11 @@ def switched_convolutions(model: tf.keras.Model, source: tf.keras.Model) -> List
 def magnitude(layer) -> np.ndarray:
     r"""\(s_c = \langle W_c, Q(W)_c\rangle / \lVert Q(W)_c\rVert^2\) of a binary layer."""
     kernel = tf.convert_to_tensor(layer.kernel)
-    quantized = layer.kernel_quantizer(kernel)
+    quantizer = layer.kernel_quantizer
+    # In the variables' float32, also under a mixed-precision policy (a quantizer
+    # layer's __call__ would cast to the policy's compute type).
+    quantized = tf.cast(quantizer.call(kernel) if isinstance(quantizer, tf.keras.layers.Layer)
+                        else quantizer(kernel), kernel.dtype)
     axes = list(range(len(kernel.shape) - 1))
     return (tf.reduce_sum(kernel * quantized, axes)
             / tf.reduce_sum(quantized * quantized, axes)).numpy()
