@@ -1,11 +1,14 @@
 """Mixed precision by detection, XLA by measurement, and what a run's config records."""
 
+import dataclasses
 import json
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from bnnzoo.evaluation import evaluate
+from bnnzoo.runs import load_model_file
 from bnnzoo.training import TrainConfig, hardware, train, xla
 from bnnzoo.training.config import config_from_dict, resolve
 from bnnzoo.training.run import build_model
@@ -37,7 +40,7 @@ def conv_dtypes(model):
 
 
 @pytest.mark.parametrize("model_name", ["bireal18", "siman_resnet18", "real2bin"])
-def test_bfloat16_binary_layers_compute_in_bfloat16_on_float32_variables(model_name):
+def test_bfloat16_binary_layers_compute_in_bfloat16_on_float32_variables(model_name, tmp_path):
     config = TrainConfig(model=model_name, input_shape=(16, 16, 1), num_classes=10, width=8,
                          precision="bfloat16")
     model = build_model(config)
@@ -48,13 +51,19 @@ def test_bfloat16_binary_layers_compute_in_bfloat16_on_float32_variables(model_n
     dtypes = conv_dtypes(model)
     assert len(dtypes) >= len(binary) and set(dtypes) == {"bfloat16"}
     # What a run saves is float32 (the function LCE converts), with the same weights.
-    saved = hardware.float32_copy(model)
+    hardware.save_float32(model, tmp_path / "model.h5")
+    saved = load_model_file(tmp_path / "model.h5")
     assert {layer.compute_dtype for layer in saved.layers} == {"float32"}
     assert set(conv_dtypes(saved)) == {"float32"} and saved.name == model.name
     assert [layer.get_config()["name"] for layer in saved.layers] == [
         layer.get_config()["name"] for layer in model.layers]
     for a, b in zip(saved.get_weights(), model.get_weights()):
         assert (a == b).all()
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 16, 16, 1)).astype("float32")
+    float32_twin = build_model(dataclasses.replace(config, precision="float32"))
+    float32_twin.set_weights(model.get_weights())
+    np.testing.assert_array_equal(saved.predict(images, verbose=0),
+                                  float32_twin.predict(images, verbose=0))
     assert tf.keras.mixed_precision.global_policy().name == "float32"  # restored
 
 

@@ -16,10 +16,11 @@ numeric precision of a run is chosen by detection, never assumed:
   uses), ``float32`` elsewhere: emulated bf16 is slower than float32.
 
 A run's ``config.json`` records the precision it used; its ``model.h5`` is
-always saved in float32 (``float32_copy``: the function LCE converts).
+always saved in float32 (``save_float32``: the function LCE converts).
 """
 
 import contextlib
+import json
 import os
 import platform
 from typing import List, Optional
@@ -83,26 +84,27 @@ def precision_scope(precision: Optional[str]):
         tf.keras.mixed_precision.set_global_policy(previous)
 
 
-def float32_copy(model: tf.keras.Model) -> tf.keras.Model:
-    """``model`` with float32 layers (its weights and layer configurations,
-    constraints' state included): what a mixed-precision run saves."""
+def save_float32(model: tf.keras.Model, path) -> None:
+    """Save ``model`` as a Keras ``.h5`` file whose layers load in float32: what a
+    mixed-precision run saves. Its variables are float32 already, so only the
+    layer configurations' policies change (quantizers are layers too: their
+    policies sit inside); no second model is built."""
+    model.save(path, include_optimizer=False, save_format="h5")
     if all(layer.dtype_policy.name == "float32" for layer in model.layers):
-        return model
+        return
 
-    def float32(config):  # quantizers are layers too: their policies sit inside
+    def float32(config):
         if isinstance(config, dict):
             if config.get("class_name") == "Policy":
                 return "float32"
             return {key: float32(value) for key, value in config.items()}
         return [float32(value) for value in config] if isinstance(config, list) else config
 
-    def clone(layer):
-        return layer.__class__.from_config(float32(layer.get_config()))
+    import h5py
 
-    copy = tf.keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    copy._name = model.name
-    return copy
+    with h5py.File(path, "r+") as saved:
+        config = json.loads(saved.attrs["model_config"])
+        saved.attrs["model_config"] = json.dumps(float32(config)).encode("utf8")
 
 
 def describe() -> dict:

@@ -156,23 +156,25 @@ def prepare_model(config: TrainConfig, run_dir: Path,
     structure mismatch (``InitialisationError``) leaves no trace."""
     tf.keras.utils.set_random_seed(config.seed)
     student = model = build_model(config)
-    if config.teacher:
-        model = TeacherStudent(student, runs.load_source(Path(config.teacher)).model,
+    teacher = runs.load_source(Path(config.teacher)) if config.teacher else None
+    if teacher:
+        model = TeacherStudent(student, teacher.model,
                                attention_weight=config.attention_weight,
                                output_weight=config.output_weight,
                                temperature=config.temperature)
     compile_model(model, config)
     if config.init_from and not tf.train.latest_checkpoint(run_dir / runs.CHECKPOINTS):
-        source = runs.load_source(Path(config.init_from))
-        copied = initialise_from(student, source.model)
+        same = teacher and Path(config.teacher).resolve() == Path(config.init_from).resolve()
+        init = teacher if same else runs.load_source(Path(config.init_from))  # read once
+        copied = initialise_from(student, init.model)
         print(f"Initialised {copied} layers from {config.init_from}.")
         batches = None if data is None else datasets.pipeline(
             data, "train", image_shape=config.input_shape, batch_size=config.batch_size,
             training=True, seed=config.seed).take(SWITCH_BATCHES)
-        begin_binary_stage(student, source.model, batches)
+        begin_binary_stage(student, init.model, batches)
         twin = zoo.model_entry(config.model).twin
-        if source.name not in (config.model, twin):
-            print(f"Note: {source.name} is not {config.model}'s real-valued twin "
+        if init.name not in (config.model, twin):
+            print(f"Note: {init.name} is not {config.model}'s real-valued twin "
                   f"({twin or 'none registered'}); the structures match.")
     return model
 
@@ -205,7 +207,10 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *,
     callbacks = [
         HistoryRecorder(run_dir, initial_epoch, config.steps_per_epoch),
         EpochCheckpoint(manager, epoch_var),
+        # Scalars only: writing the training step's graph (Keras's default) costs
+        # seconds of protobuf serialisation per run (benchmarks/startup_time.py).
         tf.keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.LOGS), profile_batch=0,
+                                       write_graph=False,
                                        update_freq=max(1, config.steps_per_epoch // 100)),
     ]
     callbacks[:0] = epoch_schedules(model, config.epochs)
@@ -227,5 +232,5 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *,
             verbose=verbose,
         )
     with atomic.atomic_path(run_dir / runs.MODEL) as tmp:
-        hardware.float32_copy(trained_part(model)).save(tmp, include_optimizer=False, save_format="h5")
+        hardware.save_float32(trained_part(model), tmp)
     return run_dir
