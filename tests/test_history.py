@@ -1,6 +1,7 @@
 """A run's history: per epoch and per step, and curves.png drawn from both."""
 
 import json
+from types import SimpleNamespace
 
 from bnnzoo import runs
 from bnnzoo.training import history
@@ -43,3 +44,19 @@ def test_the_recorder_turns_keras_running_means_into_each_steps_loss(tmp_path):
     assert [r["fraction"] for r in recorder.steps] == [1 / 3, 2 / 3, 1.0]
     recorder.on_epoch_end(0, {"loss": 2.0})
     assert history.read_steps(tmp_path) == recorder.steps
+
+
+def test_curves_are_redrawn_at_most_every_30_seconds_and_when_training_ends(tmp_path, monkeypatch):
+    drawn, clock = [], [0.0]
+    monkeypatch.setattr(history, "draw_curves", lambda run_dir, rows, steps=None: drawn.append(
+        len(rows)))
+    monkeypatch.setattr(history.time, "monotonic", lambda: clock[0])
+    recorder = history.HistoryRecorder(tmp_path, 0)
+    recorder.set_model(SimpleNamespace(optimizer=SimpleNamespace(learning_rate=0.1)))
+    for epoch, seconds in enumerate((10, 20, 35, 50, 70)):
+        clock[0] = seconds
+        recorder.on_epoch_end(epoch, {"loss": 1.0})
+        assert len(history.read_history(tmp_path)) == epoch + 1  # the JSON: every epoch
+    assert drawn == [3, 5]
+    recorder.on_train_end()
+    assert drawn == [3, 5, 5]

@@ -2,18 +2,23 @@
 
 Written atomically after every epoch, just before the epoch's checkpoint. A
 run resumes from its checkpoint, and entries from the resumed epoch on are
-dropped and written again, so history and checkpoint always agree.
+dropped and written again, so history and checkpoint always agree. The
+curves are drawn again at most every ``PLOT_EVERY_SECONDS`` and when
+training ends: a plot costs about half a second, more than a short epoch.
 """
 
 import csv
 import io
 import json
+import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
 from bnnzoo import atomic, runs
+
+PLOT_EVERY_SECONDS = 30
 
 
 def read_history(run_dir: Path) -> List[Dict[str, float]]:
@@ -27,9 +32,9 @@ def read_steps(run_dir: Path) -> List[Dict[str, float]]:
 
 
 def write_history(run_dir: Path, history: List[Dict[str, float]],
-                  steps: Optional[List[Dict[str, float]]] = None) -> None:
+                  steps: Optional[List[Dict[str, float]]] = None, *, plot: bool = True) -> None:
     """history.json / .csv (per epoch), steps.json (per training step, if
-    given) and curves.png, titled from the run's config.json."""
+    given) and (if ``plot``) curves.png, titled from the run's config.json."""
     run_dir = Path(run_dir)
     atomic.write_json(run_dir / runs.HISTORY_JSON, history)
     if steps is not None:
@@ -40,6 +45,13 @@ def write_history(run_dir: Path, history: List[Dict[str, float]],
     writer.writeheader()
     writer.writerows(history)
     atomic.write_text(run_dir / runs.HISTORY_CSV, text.getvalue())
+    if plot:
+        draw_curves(run_dir, history, steps)
+
+
+def draw_curves(run_dir: Path, history: List[Dict[str, float]],
+                steps: Optional[List[Dict[str, float]]] = None) -> None:
+    """curves.png of ``history``, titled from the run's config.json."""
     try:
         config = json.loads((run_dir / runs.CONFIG).read_text())
     except (OSError, ValueError):
@@ -118,6 +130,7 @@ class HistoryRecorder(tf.keras.callbacks.Callback):
         self.steps = [r for r in read_steps(run_dir) if r["epoch"] < initial_epoch]
         self.steps_per_epoch = steps_per_epoch
         self.epoch, self.mean = 0, None
+        self.plotted = time.monotonic()  # the first epoch's curves wait as the others do
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.mean = epoch, None
@@ -139,4 +152,11 @@ class HistoryRecorder(tf.keras.callbacks.Callback):
         row.update({k: float(v) for k, v in (logs or {}).items()})
         row["learning_rate"] = _learning_rate(self.model.optimizer)
         self.history.append(row)
-        write_history(self.run_dir, self.history, self.steps)
+        plot = time.monotonic() - self.plotted >= PLOT_EVERY_SECONDS
+        write_history(self.run_dir, self.history, self.steps, plot=plot)
+        if plot:
+            self.plotted = time.monotonic()
+
+    def on_train_end(self, logs=None):
+        if self.history:
+            draw_curves(self.run_dir, self.history, self.steps)
