@@ -122,7 +122,8 @@ def compile_model(model: tf.keras.Model, config: TrainConfig) -> None:
         metrics=recipes.make_metrics(),
         jit_compile=use_xla(config)[0],
     )
-    optimizer.build(model.trainable_variables)
+    if hasattr(optimizer, "build"):  # (larq's CaseOptimizer is a legacy optimiser: no build)
+        optimizer.build(model.trainable_variables)
 
 
 class EpochCheckpoint(tf.keras.callbacks.Callback):
