@@ -64,9 +64,12 @@ def _sides(model: tf.keras.Model, side: int) -> Tuple[Dict[str, Optional[int]], 
             continue
         n = max(known) if known else None  # broadcasting (x * 1x1 scale) keeps the larger
         spec = _downsampling(layer)
-        if (spec is not None and spec[2] == "valid" and hasattr(layer, "pool_size")
+        if (spec is not None and spec[2] == "valid"
+                and isinstance(layer, tf.keras.layers.AveragePooling2D)
                 and spec[1] == layer.input_shape[1]):
-            spec, n = None, 1  # a global pooling (larq-zoo's head): as wide as its input
+            # a global pooling (larq-zoo's head): as wide as its input. (A max-pool
+            # or a convolution as wide as its input at one size is a fixed window.)
+            spec, n = None, 1
         if n is not None and spec is not None:
             stride, window, padding = spec
             if padding == "valid":
