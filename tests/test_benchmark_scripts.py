@@ -21,7 +21,7 @@ def test_one_command_plans_every_benchmark_and_quick_never_touches_committed_res
     quick = _script("run_all.py", "--dry-run", "--quick").stdout.splitlines()
     scripts = ["training_throughput.py", "startup_time.py", "export_size_latency.py",
                "family_export.py", "family_export.py", "family_export.py", "accuracy.py",
-               "interpreter_threads.py", "readme_job.py"]
+               "interpreter_threads.py", "deployment_table.py", "readme_job.py"]
     for plan in (full, quick):
         assert [Path(line.split()[1]).name for line in plan] == scripts
     results = BENCHMARKS / "results"
@@ -113,3 +113,27 @@ def test_measurements_startup_table_is_the_committed_results_file(monkeypatch):
     assert all(row["byte_identical"] for row in result["conversion"])
     assert all(row["start_speedup"] > 1 for row in result["tracing"])
 
+
+
+def test_deployment_table_measures_one_model_and_renders_readmes_table(tmp_path):
+    """One small model at 32 px: a row with its bitpacking, MAC share and host
+    latency; a model that is not registered is refused; README's table is the
+    committed results file rendered by the same script."""
+    output = tmp_path / "deployment.json"
+    result = _script("deployment_table.py", "--models", "siman_resnet20", "--input-size", "32",
+                     "--num-classes", "10", "--runs", "1", "--output", output)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = json.loads(output.read_text())
+    (row,) = table["rows"]
+    assert row["model"] == "siman_resnet20" and row["lce_bconv2d"] == row["binary_layers"] == 18
+    assert row["not_bitpacked"] == [] and 0.9 < row["binary_mac_share"] < 1
+    assert row["flatbuffer_bytes"] > 0 and row["latency_ms"] > 0
+    assert row["published"] is None  # larq-zoo publishes nothing for it
+    assert (row["int8_edges_bytes"] is None) == (row["int8_edges_note"] is not None)
+    assert table["command"].startswith("python benchmarks/deployment_table.py --models")
+    assert "| `siman_resnet20` |" in _script("deployment_table.py", "--markdown", "--output",
+                                             output).stdout
+    bad = _script("deployment_table.py", "--models", "resnet19", "--output", output)
+    assert bad.returncode == 2 and "unknown model(s) resnet19" in bad.stderr
+    committed = _script("deployment_table.py", "--markdown").stdout.strip()
+    assert committed in (REPO / "README.md").read_text()
