@@ -207,7 +207,9 @@ def main(argv=None):
                   f"binary MACs  {row['latency_ms']:8.1f} ms  ({time.perf_counter() - start:.0f} s)",
                   flush=True)
         else:
-            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            lines = done.stderr.strip().splitlines()
+            errors = [line for line in lines if "Error" in line or "Killed" in line]
+            tail = (errors or lines or ["no output"])[-1] + f" (exit status {done.returncode})"
             row = {"model": name, "error": tail[:300]}
             print(f"{name:<22} FAILED: {tail}", flush=True)
         table["rows"].append(row)
