@@ -1,69 +1,106 @@
 """larq-zoo's models in the registry: built by larq-zoo, trained with its
-tasks' values, exported bitpacked, its ImageNet weights through its loader."""
+tasks' values, exported bitpacked, its ImageNet weights through its loader.
+
+Kept cheap: each entry's delegation to larq-zoo is checked without building
+(larq-zoo's function replaced by a recorder); real builds are the few that
+exercise something of ours: the least input on the two models that needed
+``zoo.input_side``'s fixes, one export, DoReFa-Net's refusal."""
 
 import json
 
 import larq as lq
 import larq_zoo
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from conftest import assert_one_clear_error
 from bnnzoo import zoo
-from bnnzoo.export import export_flatbuffer, export_report
-from bnnzoo.export.dense_as_conv import binary_dense_as_conv
+from bnnzoo.export import export_flatbuffer, export_report, parity_report
+from bnnzoo.export import large_kernels
 from bnnzoo.training import recipes
 from bnnzoo.zoo.binary_layers import binary_operations
 from bnnzoo.zoo.larq_zoo_models import LARQ_ZOO_MODELS, WeightsUnavailable
 
-#: the least input of each (zoo.input_side reads it from the graph), and a
-#: small input each builds at in the test
-LEAST = {"quicknet_small": 45, "quicknet": 45, "quicknet_large": 45, "xnornet": 217,
-         "binary_alexnet": 57, "binary_resnet_e18": 17, "binary_densenet28": 29,
-         "binary_densenet37": 29, "binary_densenet45": 29, "meliusnet22": 17, "dorefanet": 44}
+#: registry name -> larq-zoo's public function (written out, not read from the module under test)
+LARQ_ZOO = {
+    "quicknet_small": larq_zoo.sota.QuickNetSmall, "quicknet": larq_zoo.sota.QuickNet,
+    "quicknet_large": larq_zoo.sota.QuickNetLarge, "xnornet": larq_zoo.literature.XNORNet,
+    "binary_alexnet": larq_zoo.literature.BinaryAlexNet,
+    "binary_resnet_e18": larq_zoo.literature.BinaryResNetE18,
+    "binary_densenet28": larq_zoo.literature.BinaryDenseNet28,
+    "binary_densenet37": larq_zoo.literature.BinaryDenseNet37,
+    "binary_densenet45": larq_zoo.literature.BinaryDenseNet45,
+    "meliusnet22": larq_zoo.literature.MeliusNet22, "dorefanet": larq_zoo.literature.DoReFaNet,
+}
 
 
-def _layer_kinds(model):
-    return [type(layer).__name__ for layer in model.layers]
+def test_the_registry_holds_every_larq_zoo_model():
+    assert sorted(LARQ_ZOO_MODELS) == sorted(LARQ_ZOO)
+    assert set(LARQ_ZOO) <= set(zoo.list_models())
 
 
-@pytest.mark.parametrize("name", sorted(LARQ_ZOO_MODELS))
-def test_each_larq_zoo_entry_is_larq_zoos_own_model(name):
-    """Built through the registry at a small input (64 px, or XNOR-Net's least,
-    217), it is the model larq-zoo's function builds: the same layers in the same
-    order and the same parameter count; its least input is stated."""
+@pytest.mark.parametrize("name", sorted(LARQ_ZOO))
+def test_each_entry_returns_what_larq_zoos_own_function_builds(name, monkeypatch):
+    """The entry calls larq-zoo's function with the caller's arguments (the
+    registry's defaults: random weights, 1000 classes) and returns its model
+    untouched; it carries larq-zoo's published metrics and a training recipe."""
+    function = LARQ_ZOO[name]
+    module = larq_zoo.sota if function.__module__.startswith("larq_zoo.sota") else larq_zoo.literature
+    calls, built = [], object()
+
+    def recorder(**kwargs):
+        calls.append(kwargs)
+        return built
+
+    monkeypatch.setattr(module, function.__name__, recorder)
+    assert zoo.get_model(name, input_shape=(64, 64, 3), num_classes=10) is built
+    assert zoo.get_model(name) is built
+    assert calls == [
+        dict(input_shape=(64, 64, 3), input_tensor=None, weights=None, include_top=True,
+             num_classes=10),
+        dict(input_shape=None, input_tensor=None, weights=None, include_top=True,
+             num_classes=1000)]
     entry = zoo.model_entry(name)
-    assert entry.larq_zoo == f"larq_zoo.{LARQ_ZOO_MODELS[name][0]}"
-    side = max(64, LEAST[name])
-    shape = (side, side, 3)
-    ours = zoo.get_model(name, input_shape=shape, num_classes=10)
-    module, function = LARQ_ZOO_MODELS[name][0].split(".")
-    theirs = getattr(getattr(larq_zoo, module), function)(input_shape=shape, weights=None,
-                                                         num_classes=10)
-    assert _layer_kinds(ours) == _layer_kinds(theirs)
-    assert ours.count_params() == theirs.count_params()
-    assert ours.output_shape == (None, 10)
-    assert zoo.smallest_input_side(ours) == LEAST[name]
+    assert entry.larq_zoo == f"{function.__module__.rsplit('.', 1)[0]}.{function.__name__}"
+    top1 = [line for line in function.__doc__.splitlines() if "%" in line][0].strip()
+    assert top1 in entry.build.__doc__  # larq-zoo's metrics row, quoted
     recipes.get_recipe(entry.recipe)
-    tf.keras.backend.clear_session()
-
-
-def test_larq_zoo_models_refuse_a_width_and_inputs_too_small(invoke):
     with pytest.raises(ValueError, match="one width"):
-        zoo.get_model("quicknet", filters=32)
+        zoo.get_model(name, filters=32)
+
+
+def test_an_entry_builds_larq_zoos_layers_and_parameters():
+    """One real build through the registry against larq-zoo's own, at a small input."""
+    ours = zoo.get_model("dorefanet", input_shape=(44, 44, 3), num_classes=10)
+    theirs = larq_zoo.literature.DoReFaNet(input_shape=(44, 44, 3), weights=None, num_classes=10)
+    assert [type(layer) for layer in ours.layers] == [type(layer) for layer in theirs.layers]
+    assert ours.count_params() == theirs.count_params() and ours.output_shape == (None, 10)
+
+
+def test_least_input_through_split_layers_and_fixed_windows(invoke):
+    """The two graphs that needed ``zoo.input_side``'s fixes. MeliusNet-22's
+    grouped stem splits its input (a layer with several outputs): least 17.
+    XNOR-Net's last max-pool and 6x6 "valid" convolution are as wide as their
+    input at 224 px but fixed windows, not global poolings: least 217, above
+    the small-image search limit; at 64 px it does not build, and training
+    reads its least input at 224."""
     from bnnzoo.training import TrainConfig
     from bnnzoo.training.run import build_model
 
-    # XNOR-Net does not even build at 64 px: the least is read at 224.
-    for name, side in (("quicknet_small", 44), ("xnornet", 64)):
-        config = TrainConfig(model=name, input_shape=(side, side, 1), num_classes=10,
-                             precision="float32")
-        with pytest.raises(ValueError, match=f"{name} cannot use {side}x{side} inputs: .* at "
-                                             f"least {LEAST[name]}x{LEAST[name]}"):
-            build_model(config)
-    result = invoke("train", "quicknet_small", "--input-size", "32", "--epochs", "1",
+    result = invoke("train", "meliusnet22", "--input-size", "16", "--epochs", "1",
                     "--steps-per-epoch", "1", "--batch-size", "2")
-    assert_one_clear_error(result, "quicknet_small cannot use 32x32", "at least 45x45")
+    assert_one_clear_error(result, "meliusnet22 cannot use 16x16", "at least 17x17")
+    config = TrainConfig(model="xnornet", input_shape=(64, 64, 1), num_classes=10,
+                         precision="float32")
+    with pytest.raises(ValueError, match="xnornet cannot use 64x64 inputs: .* at least 217x217"):
+        build_model(config)
+    xnornet = zoo.get_model("xnornet", input_shape=(217, 217, 3), num_classes=10)
+    assert zoo.smallest_input_side(xnornet) == 217
+    # Its 6x6x256x4096 kernel is the one the converter cannot fold (test below).
+    sixes = [layer for layer in binary_operations(xnornet) if layer.kernel_size == (6, 6)]
+    assert [layer.name for layer in xnornet.layers if large_kernels.too_large_to_fold(layer)] \
+        == [layer.name for layer in sixes] and len(sixes) == 1
 
 
 def test_imagenet_weights_go_through_larq_zoos_loader(tmp_path, monkeypatch):
@@ -104,36 +141,64 @@ def test_quicknet_recipe_is_larq_zoos_two_optimiser_task():
     assert float(schedule(25)) == pytest.approx(5e-4) and float(schedule(50)) == pytest.approx(5e-5)
 
 
-def _bitpacked(model):
-    converted, dense = binary_dense_as_conv(model)
-    report = export_report(converted, export_flatbuffer(converted, "arm64"))
-    return report, dense
+def _whole_input_xnor_convolution(channels, filters, seed=0):
+    """XNOR-Net's 6x6 "valid" convolution (larq-zoo's ``xnor_weight_scale``
+    kernel quantizer) on a 6x6 map, between batch norms as in XNOR-Net, and a
+    small head."""
+    from larq_zoo.literature.xnornet import xnor_weight_scale
+
+    tf.keras.utils.set_random_seed(seed)
+    image = tf.keras.Input((6, 6, channels))
+    x = tf.keras.layers.BatchNormalization(scale=False)(image)
+    x = lq.layers.QuantConv2D(filters, 6, padding="valid", input_quantizer="ste_sign",
+                              kernel_quantizer=xnor_weight_scale,
+                              kernel_constraint="weight_clip", use_bias=False)(x)
+    x = tf.keras.layers.BatchNormalization(scale=False)(x)
+    x = tf.keras.layers.Flatten()(x)
+    return tf.keras.Model(image, tf.keras.layers.Dense(10)(x))
 
 
-def test_xnornet_exports_bitpacked_but_its_whole_input_convolution():
-    """larq-zoo's XNOR-Net at its least input: five of its six binary
-    convolutions become LceBconv2d; the 6x6 "valid" one on a 6x6 map (a dense
-    layer in disguise) is lowered by TensorFlow's converter to a float
-    FULLY_CONNECTED, and the proof names it, so ``export`` refuses the file
-    rather than ship 37.7M float weights as if bitpacked."""
-    from bnnzoo.export.report import ExportError, check_report
+def test_a_kernel_too_large_to_fold_stays_float_as_it_is(monkeypatch):
+    """XNOR-Net's own layer size, 6x6x256x4096 (37.7M values, 151 MB): above
+    TensorFlow's constant-folding limit its quantizer is not folded, and
+    without ``large_kernels`` the convolution stays a float CONV_2D (issue 744)."""
+    model = _whole_input_xnor_convolution(256, 4096)
+    (layer,) = binary_operations(model)
+    assert large_kernels.too_large_to_fold(layer)
+    monkeypatch.setattr(large_kernels, "FOLDING_LIMIT_BITS", 1 << 62)  # the rewrite off
+    report = export_report(model, export_flatbuffer(model, "arm64"))
+    assert report["binary_convolutions"]["not_bitpacked"] == [layer.name]
+    assert "LceBconv2d" not in report["operators"] and report["operators"]["CONV_2D"] == 1
 
-    model = zoo.get_model("xnornet", input_shape=(217, 217, 3), num_classes=10)
-    report, dense = _bitpacked(model)
-    binary = binary_operations(model)
-    assert len(binary) == 6 and dense == []
-    assert report["operators"]["LceBconv2d"] == 5
-    assert report["binary_convolutions"]["not_bitpacked"] == [binary[4].name]
-    assert binary[4].kernel_size == (6, 6) and binary[4].input_shape[1:3] == (6, 6)
-    with pytest.raises(ExportError, match=f"did not become LceBconv2d: {binary[4].name}"):
-        check_report(report)
+
+def test_a_kernel_quantized_before_conversion_becomes_lce_bconv2d(monkeypatch):
+    """The rewrite on a small layer (the limit lowered below it): the layer's
+    kernel becomes its quantized value, outputs unchanged, and the converter
+    makes it one LceBconv2d whose flatbuffer is faithful to the Keras model.
+    (The real XNOR-Net: README's deployment table.)"""
+    model = _whole_input_xnor_convolution(32, 64)
+    (layer,) = binary_operations(model)
+    assert not large_kernels.too_large_to_fold(layer)
+    monkeypatch.setattr(large_kernels, "FOLDING_LIMIT_BITS", 6 * 6 * 32 * 64 * 32 - 1)
+    rewritten, names = large_kernels.quantize_large_kernels(model)
+    assert names == [layer.name] and rewritten.get_layer(layer.name).kernel_quantizer is None
+    kernel = rewritten.get_layer(layer.name).kernel.numpy()
+    np.testing.assert_allclose(np.abs(kernel), np.abs(kernel).max(axis=(0, 1, 2)) + 0 * kernel)
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 6, 6, 32)).astype("float32")
+    np.testing.assert_array_equal(model(images, training=False), rewritten(images, training=False))
+
+    buf = export_flatbuffer(model, "arm64")
+    report = export_report(model, buf)
+    assert report["operators"]["LceBconv2d"] == 1 and "CONV_2D" not in report["operators"]
+    assert report["binary_convolutions"]["not_bitpacked"] == []
+    assert parity_report(model, buf, images)["noise_floor"]["faithful"]
 
 
 def test_quicknet_small_saved_by_the_registry_exports_through_the_cli(tmp_path, invoke):
     """The .h5 file keeps larq-zoo's blurpool initializer; ``cli.py export``
     reads it and proves every binary convolution bitpacked."""
     path = tmp_path / "quicknet_small.h5"
-    model = zoo.get_model("quicknet_small", input_shape=(48, 48, 3), num_classes=10)
+    model = zoo.get_model("quicknet_small", input_shape=(45, 45, 3), num_classes=10)
     model.save(path, save_format="h5")
     result = invoke("export", path, "--target", "arm64", "--parity-images", "8")
     assert result.exit_code == 0, result.output
