@@ -29,6 +29,9 @@ row). The deep Bi-Real nets and their twins (101, 152) run last.
     python benchmarks/deployment_table.py --markdown      # README's table from the results file
 
 Writes ``benchmarks/results/deployment_table.json`` atomically after every row.
+With ``--models``, an existing results file of the same settings (input,
+classes, threads, runs) keeps its other rows: the named ones are measured
+again or added, and the run is listed under ``reruns``.
 """
 
 import argparse
@@ -95,13 +98,22 @@ def measure(name: str, side: int, classes: int, runs: int, threads: int) -> dict
 
     from bnnzoo.export import export_flatbuffer, export_report
     from bnnzoo.export.benchmark import host_benchmark
+    from bnnzoo.export.convert import ConversionError
     from bnnzoo.export.dense_as_conv import binary_dense_as_conv
     from bnnzoo.zoo.binary_layers import binary_layers, binary_operations
 
     model = zoo.get_model(name, input_shape=(side, side, 3), num_classes=classes)
     converted, dense = binary_dense_as_conv(model)
+    keras = {"model": name, "larq_zoo": zoo.model_entry(name).larq_zoo or None,
+             "params": int(model.count_params()),
+             "binary_layers": len(binary_operations(model)),
+             "binary_weight_only_layers": len(binary_layers(model)) - len(binary_operations(model)),
+             "not_bitpacked": [], "published": published(name)}
     start = time.perf_counter()
-    buf = export_flatbuffer(converted, "arm64")
+    try:
+        buf = export_flatbuffer(converted, "arm64")
+    except ConversionError as err:  # the Keras side still says what the model is
+        return {**keras, "error": str(err), "note": note(keras)}
     seconds = time.perf_counter() - start
     report = export_report(converted, buf)
     int8, int8_note = int8_flatbuffer(converted)
@@ -111,29 +123,38 @@ def measure(name: str, side: int, classes: int, runs: int, threads: int) -> dict
         timing = host_benchmark(path, num_threads=threads, num_runs=runs, warmup_runs=1)
     bconv = report["binary_convolutions"]
     row = {
-        "model": name,
-        "larq_zoo": zoo.model_entry(name).larq_zoo or None,
-        "params": int(model.count_params()),
+        **keras,
         "flatbuffer_bytes": len(buf),
         "int8_edges_bytes": None if int8 is None else len(int8),
         "int8_edges_note": int8_note,
         "binary_mac_share": report["macs"]["binary_share"],
         "binary_macs": report["macs"]["binary"],
         "float_macs": report["macs"]["float"],
-        "binary_layers": len(binary_operations(model)),
         "binary_dense_rewritten": len(dense),
         "lce_bconv2d": bconv["lce_bconv2d"],
         "not_bitpacked": bconv["not_bitpacked"],
-        "binary_weight_only_layers": len(binary_layers(model)) - len(binary_operations(model)),
         "operators": report["operators"],
         "conversion_seconds": round(seconds, 1),
         "latency_ms": timing.avg_us / 1000,
         "latency_min_ms": timing.min_us / 1000, "latency_max_ms": timing.max_us / 1000,
-        "published": published(name),
     }
+    row["note"] = note(row)
     del model, converted
     tf.keras.backend.clear_session()
     return row
+
+
+def note(row: dict):
+    """Why a row's binary layers are not all bitpacked, from its own counts; else None."""
+    if row["binary_layers"] == 0 and row["binary_weight_only_layers"]:
+        return (f"no binary layer to bitpack: its {row['binary_weight_only_layers']} quantized "
+                "layers have 1-bit kernels but multi-bit activations, for which LCE has no "
+                "bitpacked operator, so they run in float and `export` refuses the file "
+                "(no binary layers)")
+    if row["not_bitpacked"]:
+        return (f"{', '.join(row['not_bitpacked'])} not bitpacked (converted to float "
+                "operators): `export` refuses the file")
+    return None
 
 
 def render(table: dict) -> str:
@@ -142,17 +163,19 @@ def render(table: dict) -> str:
              "| host latency | larq-zoo: memory, top-1 |",
              "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for row in table["rows"]:
-        if "error" in row:
-            lines.append(f"| `{row['model']}` | failed: {row['error']} | | | | | |")
-            continue
         pub = row.get("published")
         quoted = f"{pub.get('Memory', '-')}, {pub.get('Top-1 Accuracy', '-')}" if pub else "-"
+        if "error" in row:
+            lines.append(f"| `{row['model']}` | failed: {row['error']} | | | "
+                         f"- / {row.get('binary_layers', '?')} | | {quoted} |")
+            continue
         int8 = f"{row['int8_edges_bytes'] / 1e6:.2f} MB" if row["int8_edges_bytes"] else "-"
         lines.append(
             f"| `{row['model']}` | {row['flatbuffer_bytes'] / 1e6:.2f} MB | {int8} "
             f"| {100 * row['binary_mac_share']:.1f} % | {row['lce_bconv2d']} / {row['binary_layers']} "
             f"| {row['latency_ms']:.0f} ms | {quoted} |")
-    return "\n".join(lines)
+    notes = [f"- `{row['model']}`: {row['note']}." for row in table["rows"] if row.get("note")]
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def main(argv=None):
@@ -181,26 +204,27 @@ def main(argv=None):
     unknown = [n for n in names if n not in zoo.list_models()]
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; models: {', '.join(zoo.list_models())}")
-    table = {
-        "benchmark": "every registry model exported for arm64 (LCE): size, bitpacking, "
-                     "binary-MAC share, host latency, beside larq-zoo's published figures",
-        "command": " ".join(["python benchmarks/deployment_table.py",
-                             *map(shlex.quote, argv if argv is not None else sys.argv[1:])]),
-        "date": datetime.date.today().isoformat(),
-        "machine": _machine(),
-        "versions": _versions(),
-        "input_shape": [args.input_size, args.input_size, 3], "num_classes": args.num_classes,
-        "interpreter": "larq_compute_engine.testing.Interpreter (default kernels), one image",
-        "threads": args.threads, "runs": args.runs,
-        "rows": [],
-    }
+    settings = {"input_shape": [args.input_size, args.input_size, 3],
+                "num_classes": args.num_classes, "threads": args.threads, "runs": args.runs}
+    command = " ".join(["python benchmarks/deployment_table.py",
+                        *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
+    table = _previous(args.output, settings) if args.models else None
+    if table is not None:
+        table["rows"] = [row for row in table["rows"] if row["model"] not in names]
+        table.setdefault("reruns", []).append(
+            {"command": command, "date": datetime.date.today().isoformat(), "models": names})
+    else:
+        table = _new_table(command, settings)
     for name in ordered(names):
         start = time.perf_counter()
         done = subprocess.run(
             [sys.executable, __file__, "--row", name, "--runs", str(args.runs),
              "--threads", str(args.threads), "--input-size", str(args.input_size),
              "--num-classes", str(args.num_classes)], capture_output=True, text=True)
-        if done.returncode == 0:
+        if done.returncode == 0 and "error" in json.loads(done.stdout.strip().splitlines()[-1]):
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"{name:<22} FAILED: {row['error']}", flush=True)
+        elif done.returncode == 0:
             row = json.loads(done.stdout.strip().splitlines()[-1])
             print(f"{name:<22} {row['flatbuffer_bytes']:>12,} bytes  {row['lce_bconv2d']:>3} / "
                   f"{row['binary_layers']:<3} LceBconv2d  {100 * row['binary_mac_share']:5.1f} % "
@@ -208,17 +232,47 @@ def main(argv=None):
                   flush=True)
         else:
             lines = done.stderr.strip().splitlines()
-            errors = [line for line in lines if "Error" in line or "Killed" in line]
+            errors = [line for line in lines if "Error" in line]
             tail = (errors or lines or ["no output"])[-1] + f" (exit status {done.returncode})"
+            if done.returncode < 0:  # no traceback: the process was killed
+                tail = f"killed by signal {-done.returncode} (no error of its own)"
             row = {"model": name, "error": tail[:300]}
             print(f"{name:<22} FAILED: {tail}", flush=True)
         table["rows"].append(row)
+        table["rows"].sort(key=lambda row: ordered(zoo.list_models()).index(row["model"]))
         atomic.write_json(args.output, table)
     failed = [row["model"] for row in table["rows"] if "error" in row]
     print(f"{len(table['rows']) - len(failed)} rows -> {args.output}"
           + (f"; failed: {', '.join(failed)}" if failed else ""))
     if failed:
         sys.exit(1)
+
+
+def _new_table(command: str, settings: dict) -> dict:
+    return {
+        "benchmark": "every registry model exported for arm64 (LCE): size, bitpacking, "
+                     "binary-MAC share, host latency, beside larq-zoo's published figures",
+        "command": command,
+        "date": datetime.date.today().isoformat(),
+        "machine": _machine(),
+        "versions": _versions(),
+        "input_shape": settings["input_shape"], "num_classes": settings["num_classes"],
+        "interpreter": "larq_compute_engine.testing.Interpreter (default kernels), one image",
+        "threads": settings["threads"], "runs": settings["runs"],
+        "rows": [],
+    }
+
+
+def _previous(path: Path, settings: dict):
+    """The results file at ``path`` if it was measured with ``settings``, else None."""
+    if not path.exists():
+        return None
+    table = json.loads(path.read_text())
+    if any(table.get(key) != value for key, value in settings.items()):
+        return None
+    if table.get("machine") != _machine() or table.get("versions") != _versions():
+        return None  # another machine or other versions: rows would not compare
+    return table
 
 
 def _machine() -> dict:
