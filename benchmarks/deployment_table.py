@@ -92,8 +92,11 @@ def int8_flatbuffer(model):
     return export_flatbuffer(model, "arm64", int8=True), None
 
 
-def measure(name: str, side: int, classes: int, runs: int, threads: int) -> dict:
-    """One row: build, convert, count, time."""
+def measure(name: str, side: int, classes: int, runs: int, threads: int,
+            announce=lambda keras: None) -> dict:
+    """One row: build, convert, count, time. ``announce`` gets the Keras
+    side's counts before the conversion (a converter that crashes the process
+    leaves them for the row)."""
     import tensorflow as tf
 
     from bnnzoo.export import export_flatbuffer, export_report
@@ -109,6 +112,7 @@ def measure(name: str, side: int, classes: int, runs: int, threads: int) -> dict
              "binary_layers": len(binary_operations(model)),
              "binary_weight_only_layers": len(binary_layers(model)) - len(binary_operations(model)),
              "not_bitpacked": [], "published": published(name)}
+    announce(keras)
     start = time.perf_counter()
     try:
         buf = export_flatbuffer(converted, "arm64")
@@ -197,7 +201,8 @@ def main(argv=None):
     if args.runs < 1 or args.threads < 1:
         parser.error("--runs and --threads must be at least 1")
     if args.row:
-        row = measure(args.row, args.input_size, args.num_classes, args.runs, args.threads)
+        row = measure(args.row, args.input_size, args.num_classes, args.runs, args.threads,
+                      announce=lambda keras: print(json.dumps(keras), flush=True))
         print(json.dumps(row))
         return
     names = args.models.split(",") if args.models else zoo.list_models()
@@ -236,7 +241,11 @@ def main(argv=None):
             tail = (errors or lines or ["no output"])[-1] + f" (exit status {done.returncode})"
             if done.returncode < 0:  # no traceback: the process was killed
                 tail = f"killed by signal {-done.returncode} (no error of its own)"
-            row = {"model": name, "error": tail[:300]}
+            announced = [line for line in done.stdout.splitlines() if line.startswith("{")]
+            keras = json.loads(announced[-1]) if announced else {"model": name}
+            row = {**keras, "error": tail[:300]}
+            if "binary_layers" in keras:
+                row["note"] = note(keras)
             print(f"{name:<22} FAILED: {tail}", flush=True)
         table["rows"].append(row)
         table["rows"].sort(key=lambda row: ordered(zoo.list_models()).index(row["model"]))
