@@ -1,10 +1,13 @@
 """The benchmark scripts: one command runs them all, and the accuracy table's
 script measures what it says on real data."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from conftest import REPO, requires_fashion_mnist
 
@@ -21,7 +24,7 @@ def test_one_command_plans_every_benchmark_and_quick_never_touches_committed_res
     quick = _script("run_all.py", "--dry-run", "--quick").stdout.splitlines()
     scripts = ["training_throughput.py", "startup_time.py", "export_size_latency.py",
                "family_export.py", "family_export.py", "family_export.py", "accuracy.py",
-               "interpreter_threads.py", "readme_job.py"]
+               "interpreter_threads.py", "deployment_table.py", "readme_job.py"]
     for plan in (full, quick):
         assert [Path(line.split()[1]).name for line in plan] == scripts
     results = BENCHMARKS / "results"
@@ -113,3 +116,57 @@ def test_measurements_startup_table_is_the_committed_results_file(monkeypatch):
     assert all(row["byte_identical"] for row in result["conversion"])
     assert all(row["start_speedup"] > 1 for row in result["tracing"])
 
+
+
+def _deployment_table():
+    spec = importlib.util.spec_from_file_location("deployment_table",
+                                                  BENCHMARKS / "deployment_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_deployment_table_measures_one_model_and_renders_readmes_table(tmp_path, monkeypatch,
+                                                                        capsys):
+    """One small model at 32 px, measured in a process of its own: a row with
+    its bitpacking, MAC share and host latency; ``--models`` on an existing
+    file of the same settings keeps its other rows; an unregistered model is
+    refused; README's table is the committed results file rendered."""
+    table_script = _deployment_table()
+    output = tmp_path / "deployment.json"
+    small = ["--input-size", "32", "--num-classes", "10", "--runs", "1", "--output", str(output)]
+    table_script.main(["--models", "siman_resnet20", *small])
+    table = json.loads(output.read_text())
+    (row,) = table["rows"]
+    assert row["model"] == "siman_resnet20" and row["lce_bconv2d"] == row["binary_layers"] == 18
+    assert row["not_bitpacked"] == [] and 0.9 < row["binary_mac_share"] < 1
+    assert row["flatbuffer_bytes"] > 0 and row["latency_ms"] > 0
+    assert row["published"] is None and row["note"] is None
+    assert (row["int8_edges_bytes"] is None) == (row["int8_edges_note"] is not None)
+    assert table["command"].startswith("python benchmarks/deployment_table.py --models")
+    assert table["input_shape"] == [32, 32, 3] and table["num_classes"] == 10
+
+    # Another model added to the same file (its process replaced by a failed
+    # conversion's row, as DoReFa-Net's at 224 px): the first row stays.
+    failed = {"model": "dorefanet", "binary_layers": 0, "binary_weight_only_layers": 6,
+              "not_bitpacked": [], "published": None, "error": "LCE could not convert dorefanet"}
+    failed["note"] = table_script.note(failed)
+    monkeypatch.setattr(table_script.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, 0, stdout=json.dumps(failed) + "\n", stderr=""))
+    with pytest.raises(SystemExit) as exit_:
+        table_script.main(["--models", "dorefanet", *small])
+    assert exit_.value.code == 1  # a failed row fails the run
+    table = json.loads(output.read_text())
+    assert [r["model"] for r in table["rows"]] == ["dorefanet", "siman_resnet20"]
+    assert table["reruns"][0]["models"] == ["dorefanet"]
+    rendered = table_script.render(table)
+    assert "| `siman_resnet20` |" in rendered
+    assert "| `dorefanet` | failed: LCE could not convert dorefanet |" in rendered
+    assert "- `dorefanet`: no binary layer to bitpack: its 6 quantized layers have 1-bit " \
+           "kernels but multi-bit activations" in rendered
+
+    with pytest.raises(SystemExit) as exit_:
+        table_script.main(["--models", "resnet19", *small])
+    assert exit_.value.code == 2 and "unknown model(s) resnet19" in capsys.readouterr().err
+    committed = table_script.render(json.loads(table_script.RESULTS.read_text()))
+    assert committed in (REPO / "README.md").read_text()

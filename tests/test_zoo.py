@@ -54,6 +54,8 @@ def test_every_registered_model_is_declared_and_built_the_same_way(name):
         assert f"``{name}``" in inspect.getdoc(twin.build) and twin.twin is None
     if name.endswith(("101", "152")):
         return  # the 50's factory with more blocks (test_family): slow to build
+    if entry.larq_zoo:
+        return  # larq-zoo's own model at its one width: test_larq_zoo_models
     model = entry.build(input_shape=(16, 16, 3), filters=8)
     assert model.name == name
     assert (len(binary_layers(model)) > 0) != name.startswith("resnet")  # twins: none
@@ -184,12 +186,14 @@ def test_include_top_false_returns_features():
     assert model.output_shape == (None, 4, 4, 512)
 
 
-@pytest.mark.parametrize("name", [n for n in zoo.list_models() if not n.endswith(("101", "152"))])
+@pytest.mark.parametrize("name", [n for n in zoo.list_models() if not n.endswith(("101", "152"))
+                                  and not zoo.model_entry(n).larq_zoo])
 def test_every_model_takes_a_width_and_scales_every_stage_by_it(name):
     """``filters`` (``--width``): the first stage's width, and every layer's
     width in proportion to it (the defaults' layer widths, divided by 8 at 8).
     The 101- and 152-layer nets are the 50's factory with more blocks (slow
-    to build twice)."""
+    to build twice); larq-zoo's models have one width and refuse any
+    (test_larq_zoo_models)."""
     default_width = {"siman_resnet20": 16, "siman_vgg_small": 128}.get(name, 64)
 
     def conv_widths(model):

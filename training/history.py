@@ -113,6 +113,8 @@ def plot_curves(history: List[Dict[str, float]], target: Path, *,
 
 
 def _learning_rate(optimizer) -> float:
+    """The rate of ``optimizer`` (of a ``CaseOptimizer``'s default optimiser)."""
+    optimizer = getattr(optimizer, "default", None) or optimizer
     lr = optimizer.learning_rate
     if callable(lr):
         lr = lr(optimizer.iterations)

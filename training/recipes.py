@@ -39,6 +39,14 @@ class Recipe:
     binary stages). Taught stages add
     attention matching (``attention_weight``) and output distillation
     (``output_weight``, softmax ``temperature``), see ``training.distill``.
+
+    ``decay_multipliers`` gives a "step" schedule's factors one by one
+    (\( \eta_0 m_k \) after the \(k\)-th boundary) where they are not powers
+    of one ``decay_factor`` (larq-zoo's XNOR-Net and DoReFa-Net tasks). With
+    ``binary_optimizer``, the binary kernels (larq's ``Bop.is_binary_variable``)
+    are trained by that optimiser at ``binary_learning_rate`` and every other
+    weight by ``optimizer`` at ``learning_rate``, both on the same schedule
+    (larq's ``CaseOptimizer``, as larq-zoo's QuickNet task).
     """
 
     name: str
@@ -61,10 +69,22 @@ class Recipe:
     attention_weight: float = 0.0
     output_weight: float = 0.0
     temperature: float = 1.0
+    adam_epsilon: float = 1e-7  # Keras's default; larq-zoo's tasks set 1e-8 or 1e-5 for some
+    decay_multipliers: Tuple[float, ...] = ()  # "step": the rate's factor after each boundary
+    binary_optimizer: str = ""  # "adam": the binary kernels get their own optimiser (QuickNet)
+    binary_learning_rate: float = 0.0  # its rate at reference_batch_size
     reference: str = ""
 
     def scaled_learning_rate(self, batch_size: int) -> float:
         return self.learning_rate * batch_size / self.reference_batch_size
+
+
+def _steps(epochs: int, *boundaries: int) -> Tuple[float, ...]:
+    """Epoch boundaries as the fractions of the run ``decay_at`` holds."""
+    return tuple(b / epochs for b in boundaries)
+
+
+LARQ_ZOO_TASKS = "larq-zoo 2.4.0, larq_zoo/training/"
 
 
 RECIPES = {
@@ -116,6 +136,66 @@ RECIPES = {
         stages="two_step", final_stage_lr_factor=0.2, final_stage_weight_decay=0.0,
         reference="Martinez et al., Real-to-Binary Net (ICLR 2020), strong baseline",
     ),
+    # larq-zoo's own training tasks (larq_zoo/training/sota_experiments.py and
+    # basic_experiments.py), value for value; sparse cross-entropy without
+    # label smoothing, no weight decay beyond the models' own regularisers.
+    # QuickNet, -Small, -Large: Adam 1e-2 on the binary kernels and SGD 0.1
+    # (momentum 0.9) on the rest, cosine decay after 5 warm-up epochs, 600
+    # epochs, batch 2048.
+    "quicknet": Recipe(
+        name="quicknet", optimizer="sgd", learning_rate=0.1, momentum=0.9,
+        binary_optimizer="adam", binary_learning_rate=1e-2, reference_batch_size=2048,
+        schedule="cosine", warmup_epochs=5, epochs=600, batch_size=2048,
+        reference=f"{LARQ_ZOO_TASKS}sota_experiments.py TrainQuickNet"),
+    # XNOR-Net: Adam 1e-3, batch 1200, 100 epochs, x0.5, 0.1, 0.05, ... at epochs 19-86.
+    "xnornet": Recipe(
+        name="xnornet", optimizer="adam", learning_rate=1e-3, reference_batch_size=1200,
+        schedule="step", decay_at=_steps(100, 19, 30, 44, 53, 66, 76, 86),
+        decay_multipliers=(1, 0.5, 0.1, 0.05, 0.01, 0.005, 0.001, 0.0001), epochs=100,
+        batch_size=1200, reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainXNORNet"),
+    # Binary AlexNet: Adam 1e-2 halved every 10 epochs, 150 epochs, batch 512.
+    "binary_alexnet": Recipe(
+        name="binary_alexnet", optimizer="adam", learning_rate=1e-2, reference_batch_size=512,
+        schedule="step", decay_at=_steps(150, *range(10, 150, 10)), decay_factor=0.5,
+        epochs=150, batch_size=512,
+        reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryAlexNet"),
+    # ResNetE-18: Adam 4e-3 (epsilon 1e-8), x0.3 at epochs 70, 90, 110 of 120, batch 1024.
+    "binary_resnet_e18": Recipe(
+        name="binary_resnet_e18", optimizer="adam", learning_rate=4e-3, adam_epsilon=1e-8,
+        reference_batch_size=1024, schedule="step", decay_at=_steps(120, 70, 90, 110),
+        decay_factor=0.3, epochs=120, batch_size=1024,
+        reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryResNetE18"),
+    # BinaryDenseNet-28: Adam 4e-3 (epsilon 1e-8), x0.1 at 100, 110 of 120, batch 256;
+    # -37 the same at batch 192; -45 8e-3, x0.1 at 80, 100 of 125, batch 384.
+    "binary_densenet28": Recipe(
+        name="binary_densenet28", optimizer="adam", learning_rate=4e-3, adam_epsilon=1e-8,
+        reference_batch_size=256, schedule="step", decay_at=_steps(120, 100, 110),
+        epochs=120, batch_size=256,
+        reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryDenseNet28"),
+    "binary_densenet37": Recipe(
+        name="binary_densenet37", optimizer="adam", learning_rate=4e-3, adam_epsilon=1e-8,
+        reference_batch_size=192, schedule="step", decay_at=_steps(120, 100, 110),
+        epochs=120, batch_size=192,
+        reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryDenseNet37"),
+    "binary_densenet45": Recipe(
+        name="binary_densenet45", optimizer="adam", learning_rate=8e-3, adam_epsilon=1e-8,
+        reference_batch_size=384, schedule="step", decay_at=_steps(125, 80, 100),
+        epochs=125, batch_size=384,
+        reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryDenseNet45"),
+    # MeliusNet-22: larq-zoo has no task for it; its BinaryDenseNet-28 task's values.
+    "meliusnet22": Recipe(
+        name="meliusnet22", optimizer="adam", learning_rate=4e-3, adam_epsilon=1e-8,
+        reference_batch_size=256, schedule="step", decay_at=_steps(120, 100, 110),
+        epochs=120, batch_size=256,
+        reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryDenseNet28 (larq-zoo "
+                  "publishes no MeliusNet task)"),
+    # DoReFa-Net: Adam 2e-4 (epsilon 1e-5), x0.2 at 60, x0.04 at 75, then x0.1
+    # every 2 epochs from 82, 90 epochs, batch 256.
+    "dorefanet": Recipe(
+        name="dorefanet", optimizer="adam", learning_rate=2e-4, adam_epsilon=1e-5,
+        reference_batch_size=256, schedule="step", decay_at=_steps(90, 60, 75, 82, 84, 86, 88),
+        decay_multipliers=(1, 0.2, 0.04, 0.004, 0.0004, 0.00004, 0.000004), epochs=90,
+        batch_size=256, reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainDoReFaNet"),
 }
 
 
@@ -155,7 +235,11 @@ def make_schedule(recipe: Recipe, learning_rate: float, total_steps: int, steps_
         boundaries = []
         for f in recipe.decay_at:
             boundaries.append(max(round(f * total_steps) - 1, boundaries[-1] + 1 if boundaries else 0))
-        values = [learning_rate * recipe.decay_factor**k for k in range(len(boundaries) + 1)]
+        multipliers = recipe.decay_multipliers or [recipe.decay_factor**k
+                                                   for k in range(len(boundaries) + 1)]
+        if len(multipliers) != len(boundaries) + 1:
+            raise ValueError("decay_multipliers needs one factor more than decay_at has boundaries.")
+        values = [learning_rate * m for m in multipliers]
         return schedules.PiecewiseConstantDecay(boundaries, values)
     raise ValueError(f"Unknown schedule {recipe.schedule!r}: use 'linear', 'cosine' or 'step'.")
 
@@ -173,9 +257,12 @@ def make_optimizer(
     ``training.fused_optimizers``); decoupled weight decay skips ``no_decay``."""
     schedule = make_schedule(recipe, learning_rate, total_steps, steps_per_epoch)
     decay = weight_decay if weight_decay > 0 else None
+    if recipe.binary_optimizer:
+        return binary_case_optimizer(recipe, learning_rate, total_steps, steps_per_epoch)
     if recipe.optimizer == "adam":
         optimizer = (FusedAdamW if decay else FusedAdam)(
-            learning_rate=schedule, **({"weight_decay": decay} if decay else {})
+            learning_rate=schedule, epsilon=recipe.adam_epsilon,
+            **({"weight_decay": decay} if decay else {})
         )
     elif recipe.optimizer == "sgd":
         optimizer = FusedSGD(
@@ -186,6 +273,32 @@ def make_optimizer(
     if decay and no_decay:
         optimizer.exclude_from_weight_decay(var_list=no_decay)
     return optimizer
+
+
+def binary_case_optimizer(recipe: Recipe, learning_rate: float, total_steps: int,
+                          steps_per_epoch: int):
+    """larq's ``CaseOptimizer``: ``recipe.binary_optimizer`` on the binary kernels
+    (``Bop.is_binary_variable``) at ``binary_learning_rate`` scaled as
+    ``learning_rate`` is, ``recipe.optimizer`` on the rest; both on the
+    recipe's schedule. larq's wrapper takes Keras's legacy optimisers (as
+    larq-zoo's QuickNet task uses it)."""
+    import larq as lq
+
+    legacy = tf.keras.optimizers.legacy
+    scale = learning_rate / recipe.learning_rate
+
+    def make(kind: str, rate: float):
+        schedule = make_schedule(recipe, rate, total_steps, steps_per_epoch)
+        if kind == "adam":
+            return legacy.Adam(learning_rate=schedule, epsilon=recipe.adam_epsilon)
+        if kind == "sgd":
+            return legacy.SGD(learning_rate=schedule, momentum=recipe.momentum)
+        raise ValueError(f"Unknown optimizer {kind!r}.")
+
+    return lq.optimizers.CaseOptimizer(
+        (lq.optimizers.Bop.is_binary_variable,
+         make(recipe.binary_optimizer, recipe.binary_learning_rate * scale)),
+        default_optimizer=make(recipe.optimizer, learning_rate))
 
 
 def add_l2_penalty(model: tf.keras.Model, weights: List[tf.Variable], weight_decay: float):

@@ -23,7 +23,7 @@ from bnnzoo.progress import FitProgress
 from bnnzoo.zoo.binary_layers import undecayed_weights
 
 from . import hardware, recipes, xla
-from .config import TrainConfig
+from .config import DEFAULT_LARGE_INPUT, TrainConfig
 from .distill import TeacherStudent
 from .history import HistoryRecorder
 from .initialise import initialise_from
@@ -59,13 +59,20 @@ def build_model(config: TrainConfig) -> tf.keras.Model:
         except ValueError:
             # A "valid" pooling with nothing left to pool fails to build: the
             # least side is read from the same network built at the largest
-            # small-image side, which has the same layers.
-            side = min(config.input_shape[0], zoo.input_side.SEARCH_LIMIT)
-            reference = dict(dataclasses.asdict(config),
-                             input_shape=(zoo.input_side.SEARCH_LIMIT,) * 2 + (config.input_shape[2],))
-            least = zoo.smallest_input_side(runs.build_network(reference))
-            if side < least:
-                raise zoo.input_side.too_small(config.model, side, least) from None
+            # small-image side, which has the same layers (or, for a network
+            # that does not build there either, such as larq-zoo's XNOR-Net,
+            # at the ImageNet side, where its stem is the same too).
+            side = config.input_shape[0]
+            for reference_side in (zoo.input_side.SEARCH_LIMIT, DEFAULT_LARGE_INPUT):
+                reference = dict(dataclasses.asdict(config),
+                                 input_shape=(reference_side,) * 2 + (config.input_shape[2],))
+                try:
+                    least = zoo.smallest_input_side(runs.build_network(reference))
+                except ValueError:
+                    continue
+                if side < least:
+                    raise zoo.input_side.too_small(config.model, side, least) from None
+                break
             raise
     zoo.check_input_side(model, config.model)
     return model
@@ -115,7 +122,8 @@ def compile_model(model: tf.keras.Model, config: TrainConfig) -> None:
         metrics=recipes.make_metrics(),
         jit_compile=use_xla(config)[0],
     )
-    optimizer.build(model.trainable_variables)
+    if hasattr(optimizer, "build"):  # (larq's CaseOptimizer is a legacy optimiser: no build)
+        optimizer.build(model.trainable_variables)
 
 
 class EpochCheckpoint(tf.keras.callbacks.Callback):

@@ -38,9 +38,10 @@ def _downsampling(layer) -> Optional[Tuple[int, int, str]]:
 
 
 def _rank(layer) -> int:
+    """The rank of ``layer``'s output (of its first, for a layer that splits its input)."""
     try:
-        return len(layer.output.shape)
-    except (AttributeError, ValueError):
+        return len(tf.nest.flatten(layer.output)[0].shape)
+    except (AttributeError, ValueError, IndexError):
         return 0
 
 
@@ -63,8 +64,12 @@ def _sides(model: tf.keras.Model, side: int) -> Tuple[Dict[str, Optional[int]], 
             continue
         n = max(known) if known else None  # broadcasting (x * 1x1 scale) keeps the larger
         spec = _downsampling(layer)
-        if spec is not None and spec[2] == "valid" and spec[1] == layer.input_shape[1]:
-            spec, n = None, 1  # a global pooling (larq-zoo's head): as wide as its input
+        if (spec is not None and spec[2] == "valid"
+                and isinstance(layer, tf.keras.layers.AveragePooling2D)
+                and spec[1] == layer.input_shape[1]):
+            # a global pooling (larq-zoo's head): as wide as its input. (A max-pool
+            # or a convolution as wide as its input at one size is a fixed window.)
+            spec, n = None, 1
         if n is not None and spec is not None:
             stride, window, padding = spec
             if padding == "valid":
@@ -81,11 +86,14 @@ def _sides(model: tf.keras.Model, side: int) -> Tuple[Dict[str, Optional[int]], 
 
 def smallest_input_side(model: tf.keras.Model) -> int:
     """The least square input side every downsampling layer of ``model``'s
-    graph accepts (searched up to ``SEARCH_LIMIT``)."""
-    for side in range(1, SEARCH_LIMIT + 1):
+    graph accepts (searched up to ``SEARCH_LIMIT``, or up to the model's own
+    input side where that is larger: larq-zoo's models keep their ImageNet
+    stems at every size)."""
+    limit = max(SEARCH_LIMIT, model.input_shape[1] or 0)
+    for side in range(1, limit + 1):
         if _sides(model, side)[1] is None:
             return side
-    return SEARCH_LIMIT + 1
+    return limit + 1
 
 
 def check_input_side(model: tf.keras.Model, name: str) -> None:

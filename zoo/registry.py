@@ -32,6 +32,7 @@ class ModelEntry:
     paper_flops: Optional[float] = None  # FLOPs at 224x224 as the paper counts them
     twin: Optional[str] = None  # the real-valued twin whose weights initialise it
     paper_top1_dataset: str = "ImageNet"  # where paper_top1 was measured
+    larq_zoo: str = ""  # larq-zoo's function that builds it ("larq_zoo.sota.QuickNet"), if any
 
 
 _REGISTRY: Dict[str, ModelEntry] = {}
@@ -39,14 +40,14 @@ _REGISTRY: Dict[str, ModelEntry] = {}
 
 def register_model(*, paper: str, paper_top1: Optional[float] = None, recipe: str = "bireal",
                    paper_flops: Optional[float] = None, twin: Optional[str] = None,
-                   paper_top1_dataset: str = "ImageNet"):
+                   paper_top1_dataset: str = "ImageNet", larq_zoo: str = ""):
     """Decorator: add a larq-zoo-style builder to the registry under its function's name."""
 
     def wrap(fn):
         if fn.__name__ in _REGISTRY:
             raise ValueError(f"Model {fn.__name__!r} is registered twice.")
         _REGISTRY[fn.__name__] = ModelEntry(fn.__name__, fn, paper, paper_top1, recipe,
-                                            paper_flops, twin, paper_top1_dataset)
+                                            paper_flops, twin, paper_top1_dataset, larq_zoo)
         return fn
 
     return wrap

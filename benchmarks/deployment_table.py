@@ -1,0 +1,301 @@
+"""The deployment table: every registry model exported at 224x224x3, 1000 classes.
+
+One row per model, each built by the registry with random weights (sizes,
+operator counts and latency do not depend on the weights' values), its binary
+dense layers rewritten as 1x1 binary convolutions and converted by
+``bnnzoo.export.export_flatbuffer`` for arm64, as ``cli.py export`` does:
+
+* ``flatbuffer_bytes``: the file with float edges (the non-binary layers in float32);
+* ``int8_edges_bytes``: the file with int8 edges, from ``export_flatbuffer``'s
+  ``int8`` option where the installed bnnzoo has one, else ``null`` with the
+  reason in ``int8_edges_note``;
+* ``binary_mac_share``, ``binary_macs``, ``float_macs``: read from the flatbuffer;
+* ``binary_layers`` (1-bit input and kernel, in Keras, binary dense layers
+  included), ``lce_bconv2d`` (bitpacked in the file), ``not_bitpacked``, and
+  ``binary_weight_only_layers`` (1-bit kernel, wider activations: they run in float);
+* ``latency_ms``: mean of ``--runs`` single-image inferences (after one
+  warm-up) in LCE's interpreter on this host, ``--threads`` threads (``bnnzoo.export.benchmark.
+  host_benchmark``). On x86 LCE runs its portable kernels: compare rows of one
+  run, not a phone;
+* ``published``: larq-zoo's figures for the same network (top-1, top-5,
+  parameters, memory), quoted from the installed larq-zoo's docstrings, with
+  the function they come from; ``null`` for networks larq-zoo does not publish.
+
+Each model is measured in a process of its own (memory, and a crash stays one
+row). The deep Bi-Real nets and their twins (101, 152) run last.
+
+    python benchmarks/deployment_table.py
+    python benchmarks/deployment_table.py --models quicknet,xnornet --runs 10
+    python benchmarks/deployment_table.py --markdown      # README's table from the results file
+
+Writes ``benchmarks/results/deployment_table.json`` atomically after every row.
+With ``--models``, an existing results file of the same settings (input,
+classes, threads, runs) keeps its other rows: the named ones are measured
+again or added, and the run is listed under ``reruns``.
+"""
+
+import argparse
+import datetime
+import inspect
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import bnnzoo  # noqa: F401  (legacy Keras before TensorFlow loads)
+
+from bnnzoo import atomic, zoo
+
+RESULTS = Path(__file__).parent / "results" / "deployment_table.json"
+SIDE, CLASSES = 224, 1000
+LAST = ("bireal101", "bireal152", "resnet101", "resnet152")  # the slowest, run after the others
+#: registry models that are larq-zoo's networks although the zoo builds them itself
+PUBLISHED_AS = {"bireal18": "larq_zoo.literature.BiRealNet",
+                "real2bin": "larq_zoo.literature.RealToBinaryNet"}
+
+
+def ordered(names):
+    return [n for n in names if n not in LAST] + [n for n in LAST if n in names]
+
+
+def published(name: str):
+    """larq-zoo's ImageNet metrics table for ``name``'s network, as its docstring states it."""
+    function = zoo.model_entry(name).larq_zoo or PUBLISHED_AS.get(name)
+    if not function:
+        return None
+    import larq_zoo
+
+    builder = larq_zoo
+    for part in function.split(".")[1:]:
+        builder = getattr(builder, part)
+    doc = inspect.getdoc(builder) or ""
+    table = doc.split("# ImageNet Metrics", 1)[-1].split("#", 1)[0]
+    lines = [line.strip().strip("|") for line in table.splitlines() if line.strip().startswith("|")]
+    if len(lines) < 3:
+        return None
+    keys = [cell.strip() for cell in lines[0].split("|")]
+    values = [cell.strip() for cell in lines[2].split("|")]
+    return {"source": f"larq-zoo {larq_zoo.__version__}, docstring of {function}",
+            **dict(zip(keys, values))}
+
+
+def int8_flatbuffer(model):
+    """(bytes, note): the int8-edge flatbuffer if ``export_flatbuffer`` has an
+    ``int8`` option, else (None, why not)."""
+    from bnnzoo.export import export_flatbuffer
+
+    if "int8" not in inspect.signature(export_flatbuffer).parameters:
+        return None, "export_flatbuffer has no int8 option in this version of bnnzoo"
+    return export_flatbuffer(model, "arm64", int8=True), None
+
+
+def measure(name: str, side: int, classes: int, runs: int, threads: int,
+            announce=lambda keras: None) -> dict:
+    """One row: build, convert, count, time. ``announce`` gets the Keras
+    side's counts before the conversion (a converter that crashes the process
+    leaves them for the row)."""
+    import tensorflow as tf
+
+    from bnnzoo.export import export_flatbuffer, export_report
+    from bnnzoo.export.benchmark import host_benchmark
+    from bnnzoo.export.convert import ConversionError
+    from bnnzoo.export.dense_as_conv import binary_dense_as_conv
+    from bnnzoo.zoo.binary_layers import binary_layers, binary_operations
+
+    model = zoo.get_model(name, input_shape=(side, side, 3), num_classes=classes)
+    converted, dense = binary_dense_as_conv(model)
+    keras = {"model": name, "larq_zoo": zoo.model_entry(name).larq_zoo or None,
+             "params": int(model.count_params()),
+             "binary_layers": len(binary_operations(model)),
+             "binary_weight_only_layers": len(binary_layers(model)) - len(binary_operations(model)),
+             "not_bitpacked": [], "published": published(name)}
+    announce(keras)
+    start = time.perf_counter()
+    try:
+        buf = export_flatbuffer(converted, "arm64")
+    except ConversionError as err:  # the Keras side still says what the model is
+        return {**keras, "error": str(err), "note": note(keras)}
+    seconds = time.perf_counter() - start
+    report = export_report(converted, buf)
+    int8, int8_note = int8_flatbuffer(converted)
+    with tempfile.TemporaryDirectory(prefix="bnnzoo-deploy-") as folder:
+        path = Path(folder) / f"{name}.tflite"
+        path.write_bytes(buf)
+        timing = host_benchmark(path, num_threads=threads, num_runs=runs, warmup_runs=1)
+    bconv = report["binary_convolutions"]
+    row = {
+        **keras,
+        "flatbuffer_bytes": len(buf),
+        "int8_edges_bytes": None if int8 is None else len(int8),
+        "int8_edges_note": int8_note,
+        "binary_mac_share": report["macs"]["binary_share"],
+        "binary_macs": report["macs"]["binary"],
+        "float_macs": report["macs"]["float"],
+        "binary_dense_rewritten": len(dense),
+        "lce_bconv2d": bconv["lce_bconv2d"],
+        "not_bitpacked": bconv["not_bitpacked"],
+        "operators": report["operators"],
+        "conversion_seconds": round(seconds, 1),
+        "latency_ms": timing.avg_us / 1000,
+        "latency_min_ms": timing.min_us / 1000, "latency_max_ms": timing.max_us / 1000,
+    }
+    row["note"] = note(row)
+    del model, converted
+    tf.keras.backend.clear_session()
+    return row
+
+
+def note(row: dict):
+    """Why a row's binary layers are not all bitpacked, from its own counts; else None."""
+    if row["binary_layers"] == 0 and row["binary_weight_only_layers"]:
+        return (f"no binary layer to bitpack: its {row['binary_weight_only_layers']} quantized "
+                "layers have 1-bit kernels but multi-bit activations, for which LCE has no "
+                "bitpacked operator, so they run in float and `export` refuses the file "
+                "(no binary layers)")
+    if row["not_bitpacked"]:
+        return (f"{', '.join(row['not_bitpacked'])} not bitpacked (converted to float "
+                "operators): `export` refuses the file")
+    return None
+
+
+def render(table: dict) -> str:
+    """The results file as README's markdown table."""
+    lines = ["| model | flatbuffer (float edges) | int8 edges | binary MACs | LceBconv2d / binary layers "
+             "| host latency | larq-zoo: memory, top-1 |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for row in table["rows"]:
+        pub = row.get("published")
+        quoted = f"{pub.get('Memory', '-')}, {pub.get('Top-1 Accuracy', '-')}" if pub else "-"
+        if "error" in row:
+            lines.append(f"| `{row['model']}` | failed: {row['error']} | | | "
+                         f"- / {row.get('binary_layers', '?')} | | {quoted} |")
+            continue
+        int8 = f"{row['int8_edges_bytes'] / 1e6:.2f} MB" if row["int8_edges_bytes"] else "-"
+        lines.append(
+            f"| `{row['model']}` | {row['flatbuffer_bytes'] / 1e6:.2f} MB | {int8} "
+            f"| {100 * row['binary_mac_share']:.1f} % | {row['lce_bconv2d']} / {row['binary_layers']} "
+            f"| {row['latency_ms']:.0f} ms | {quoted} |")
+    notes = [f"- `{row['model']}`: {row['note']}." for row in table["rows"] if row.get("note")]
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", help="comma-separated registry names [all of them]")
+    parser.add_argument("--runs", type=int, default=5, help="timed single-image inferences")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--input-size", type=int, default=SIDE, help=argparse.SUPPRESS)
+    parser.add_argument("--num-classes", type=int, default=CLASSES, help=argparse.SUPPRESS)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the results file as README's table and exit")
+    parser.add_argument("--row", help=argparse.SUPPRESS)  # one model, its row as JSON on stdout
+    args = parser.parse_args(argv)
+
+    if args.markdown:
+        print(render(json.loads(args.output.read_text())))
+        return
+    if args.runs < 1 or args.threads < 1:
+        parser.error("--runs and --threads must be at least 1")
+    if args.row:
+        row = measure(args.row, args.input_size, args.num_classes, args.runs, args.threads,
+                      announce=lambda keras: print(json.dumps(keras), flush=True))
+        print(json.dumps(row))
+        return
+    names = args.models.split(",") if args.models else zoo.list_models()
+    unknown = [n for n in names if n not in zoo.list_models()]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; models: {', '.join(zoo.list_models())}")
+    settings = {"input_shape": [args.input_size, args.input_size, 3],
+                "num_classes": args.num_classes, "threads": args.threads, "runs": args.runs}
+    command = " ".join(["python benchmarks/deployment_table.py",
+                        *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
+    table = _previous(args.output, settings) if args.models else None
+    if table is not None:
+        table["rows"] = [row for row in table["rows"] if row["model"] not in names]
+        table.setdefault("reruns", []).append(
+            {"command": command, "date": datetime.date.today().isoformat(), "models": names})
+    else:
+        table = _new_table(command, settings)
+    for name in ordered(names):
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, __file__, "--row", name, "--runs", str(args.runs),
+             "--threads", str(args.threads), "--input-size", str(args.input_size),
+             "--num-classes", str(args.num_classes)], capture_output=True, text=True)
+        if done.returncode == 0 and "error" in json.loads(done.stdout.strip().splitlines()[-1]):
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"{name:<22} FAILED: {row['error']}", flush=True)
+        elif done.returncode == 0:
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"{name:<22} {row['flatbuffer_bytes']:>12,} bytes  {row['lce_bconv2d']:>3} / "
+                  f"{row['binary_layers']:<3} LceBconv2d  {100 * row['binary_mac_share']:5.1f} % "
+                  f"binary MACs  {row['latency_ms']:8.1f} ms  ({time.perf_counter() - start:.0f} s)",
+                  flush=True)
+        else:
+            lines = done.stderr.strip().splitlines()
+            errors = [line for line in lines if "Error" in line]
+            tail = (errors or lines or ["no output"])[-1] + f" (exit status {done.returncode})"
+            if done.returncode < 0:  # no traceback: the process was killed
+                tail = f"killed by signal {-done.returncode} (no error of its own)"
+            announced = [line for line in done.stdout.splitlines() if line.startswith("{")]
+            keras = json.loads(announced[-1]) if announced else {"model": name}
+            row = {**keras, "error": tail[:300]}
+            if "binary_layers" in keras:
+                row["note"] = note(keras)
+            print(f"{name:<22} FAILED: {tail}", flush=True)
+        table["rows"].append(row)
+        table["rows"].sort(key=lambda row: ordered(zoo.list_models()).index(row["model"]))
+        atomic.write_json(args.output, table)
+    failed = [row["model"] for row in table["rows"] if "error" in row]
+    print(f"{len(table['rows']) - len(failed)} rows -> {args.output}"
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    if failed:
+        sys.exit(1)
+
+
+def _new_table(command: str, settings: dict) -> dict:
+    return {
+        "benchmark": "every registry model exported for arm64 (LCE): size, bitpacking, "
+                     "binary-MAC share, host latency, beside larq-zoo's published figures",
+        "command": command,
+        "date": datetime.date.today().isoformat(),
+        "machine": _machine(),
+        "versions": _versions(),
+        "input_shape": settings["input_shape"], "num_classes": settings["num_classes"],
+        "interpreter": "larq_compute_engine.testing.Interpreter (default kernels), one image",
+        "threads": settings["threads"], "runs": settings["runs"],
+        "rows": [],
+    }
+
+
+def _previous(path: Path, settings: dict):
+    """The results file at ``path`` if it was measured with ``settings``, else None."""
+    if not path.exists():
+        return None
+    table = json.loads(path.read_text())
+    if any(table.get(key) != value for key, value in settings.items()):
+        return None
+    if table.get("machine") != _machine() or table.get("versions") != _versions():
+        return None  # another machine or other versions: rows would not compare
+    return table
+
+
+def _machine() -> dict:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from machine import machine  # benchmarks/machine.py, beside this script
+
+    return machine()
+
+
+def _versions() -> dict:
+    from bnnzoo import runs
+
+    return runs.package_versions()
+
+
+if __name__ == "__main__":
+    main()
