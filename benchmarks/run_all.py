@@ -8,6 +8,7 @@
 | ``family_export.py`` (x3) | every Bi-Real, SiMaN and Real-to-Binary net trained briefly and exported bitpacked | ``family_export.json``, ``siman_export.json``, ``real2bin_export.json`` |
 | ``accuracy.py`` | test top-1 of every method, Keras and flatbuffer, size, latency, training time | ``accuracy_DATASET.json`` |
 | ``interpreter_threads.py`` | milliseconds per image in LCE's interpreter with 1 and 2 threads (evaluation's default) | ``interpreter_threads.json`` |
+| ``int8_edges.py`` | int8 edges: flatbuffer size at 224 px against larq-zoo's BiRealNet, and the int8 flatbuffer's test top-1 against float edges after README's main job | ``int8_edges.json`` |
 | ``readme_job.py`` | README's main job (train, export, benchmark, evaluate) over two seeds: its figures and their spread | ``readme_job.json`` |
 
     python benchmarks/run_all.py                    # all of it (the accuracy table alone: ~1 h on 2 cores)
@@ -46,6 +47,7 @@ BENCHMARKS = {
     "accuracy": ("accuracy.py", "accuracy_{dataset}.json", [], ["--quick"]),
     "interpreter_threads": ("interpreter_threads.py", "interpreter_threads.json", [],
                             ["--images", "4", "--repeats", "1"]),
+    "int8_edges": ("int8_edges.py", "int8_edges.json", [], ["--quick"]),
     "readme_job": ("readme_job.py", "readme_job.json", ["--seeds", "0,1"],
                    ["--seeds", "0", "--quick"]),
 }
