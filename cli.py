@@ -3,7 +3,8 @@
     python cli.py models
     python cli.py train bireal18 --dataset fashion_mnist --epochs 2
     python cli.py evaluate [RUN|model.h5|model.tflite] --json
-    python cli.py export [RUN|model.h5] --target arm64
+    python cli.py quantize [RUN]
+    python cli.py export [RUN|model.h5] --target arm64 [--int8]
     python cli.py benchmark [model.tflite] --device ssh:pi@raspberrypi --binary lce_benchmark_model
 """
 
@@ -221,6 +222,34 @@ def train(obj, model, dataset, data_dir, epochs, steps_per_epoch, batch_size, le
 
 
 @cli.command()
+@click.argument("run", required=False, type=click.Path(path_type=Path, resolve_path=True))
+@click.option("--steps", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Quantization-aware fine-tuning steps.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Batch size [the run's].")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
+              help="Peak learning rate [a tenth of the run's].")
+@click.option("--calibration-images", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Training images that calibrate the int8 ranges.")
+@click.pass_obj
+def quantize(obj, run, steps, batch_size, learning_rate, calibration_images):
+    """Give RUN (default: the latest run) int8 edges: its int8 stage, RUN/int8.
+
+    The same network with int8 ranges on its real-valued layers, calibrated on
+    the run's training images, then fine-tuned with the ranges in place
+    (quantization-aware), as a run of its own; killed, the same command
+    continues it. `export RUN --int8` then converts it.
+    """
+    _silence_python_logs(obj["verbose"])
+    if run is not None and not run.exists():
+        raise UserError(f"{run} does not exist.")
+    from bnnzoo.training.int8_stage import quantize as quantize_run
+
+    stage = _run(quantize_run, run, steps=steps, batch_size=batch_size,
+                 learning_rate=learning_rate, calibration_images=calibration_images)
+    click.echo(f"int8 stage: {stage}")
+
+
+@cli.command()
 @click.argument("target", required=False, type=click.Path(path_type=Path, resolve_path=True))
 @click.option("--dataset", help="Dataset to evaluate on [the run's / the export's].")
 @click.option("--data-dir", type=click.Path(),
@@ -271,13 +300,16 @@ def evaluate(obj, target, dataset, data_dir, batch_size, limit, as_json):
 @click.option("--min-agreement", type=click.FloatRange(0, 1),
               help="Also require this top-1 agreement with the Keras model [off: judged "
               "against the model's own rounding noise only].")
+@click.option("--int8", is_flag=True,
+              help="int8 weights and activations for the real-valued layers: the run's int8 "
+              "stage (`quantize` first) [float].")
 @click.option("--int8-io", is_flag=True,
               help="int8 input/output (only for models with int8 quantization statistics).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
 def export(obj, source, target, output, dataset, data_dir, parity_images, min_agreement,
-           int8_io, overwrite, as_json):
+           int8, int8_io, overwrite, as_json):
     """Convert SOURCE (a run directory or Keras model file; default: the latest
     run) into an LCE flatbuffer, prove it and write it with its report.
 
@@ -297,7 +329,8 @@ def export(obj, source, target, output, dataset, data_dir, parity_images, min_ag
         click.echo(f"Note: {TARGET_NOTES[target]}", err=True)
     path, report = _run(export_model, source, target=target, output=output, dataset=dataset,
                         data_dir=data_dir, parity_images=parity_images,
-                        min_agreement=min_agreement, int8_io=int8_io, overwrite=overwrite)
+                        min_agreement=min_agreement, int8=int8, int8_io=int8_io,
+                        overwrite=overwrite)
     if report["parity"]["inputs"] == SYNTHETIC:
         click.echo("Note: no dataset for this model (pass --dataset for real test images): "
                    f"parity ran on {SYNTHETIC}, as LCE's own end-to-end tests do.", err=True)

@@ -9,6 +9,7 @@
 | ``accuracy.py`` | test top-1 of every method, Keras and flatbuffer, size, latency, training time | ``accuracy_DATASET.json`` |
 | ``interpreter_threads.py`` | milliseconds per image in LCE's interpreter with 1 and 2 threads (evaluation's default) | ``interpreter_threads.json`` |
 | ``deployment_table.py`` | every registry model exported at 224 px: size, bitpacking, binary-MAC share, host latency, larq-zoo's published figures | ``deployment_table.json`` |
+| ``int8_edges.py`` | int8 edges: flatbuffer size at 224 px against larq-zoo's BiRealNet, and the int8 flatbuffer's test top-1 against float edges after README's main job | ``int8_edges.json`` |
 | ``readme_job.py`` | README's main job (train, export, benchmark, evaluate) over two seeds: its figures and their spread | ``readme_job.json`` |
 
     python benchmarks/run_all.py                    # all of it (the accuracy table alone: ~1 h on 2 cores)
@@ -49,6 +50,7 @@ BENCHMARKS = {
                             ["--images", "4", "--repeats", "1"]),
     "deployment_table": ("deployment_table.py", "deployment_table.json", [],
                          ["--models", "siman_resnet20", "--input-size", "32", "--runs", "1"]),
+    "int8_edges": ("int8_edges.py", "int8_edges.json", [], ["--quick"]),
     "readme_job": ("readme_job.py", "readme_job.json", ["--seeds", "0,1"],
                    ["--seeds", "0", "--quick"]),
 }

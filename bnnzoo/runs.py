@@ -7,6 +7,7 @@ A run directory holds everything a later stage reads:
     model.h5        the trained Keras model (written when training ends)
     checkpoints/    model + optimiser + epoch after every completed epoch
     history.csv, history.json, steps.json, curves.png, logs/ (TensorBoard)
+    int8/           optional: the int8 stage (``cli.py quantize``), a run of its own
 
 ``runs/latest`` (under ``$BNNZOO_RUNS``, default ``./runs``) names the run
 that was started last, and ``runs/latest-export`` the last exported flatbuffer,
@@ -32,6 +33,7 @@ from typing import Optional, Tuple
 import tensorflow as tf
 
 from bnnzoo import atomic, datasets, model_files, zoo
+from bnnzoo.zoo.int8_edges import with_int8_edges
 from bnnzoo.zoo.variants import variant
 
 CONFIG = "config.json"
@@ -42,6 +44,7 @@ HISTORY_CSV = "history.csv"
 STEPS_JSON = "steps.json"
 CURVES = "curves.png"
 LOGS = "logs"
+INT8_STAGE = "int8"  # the run's int8 stage, a run directory of its own (training.int8_stage)
 
 
 class RunError(Exception):
@@ -147,8 +150,8 @@ def package_versions() -> dict:
 
 def build_network(config: dict) -> tf.keras.Model:
     """The untrained network a run's configuration describes (model, input
-    shape, classes, width, variant, BatchNorm-only), in the current Keras
-    precision policy."""
+    shape, classes, width, variant, BatchNorm-only, int8 edges), in the
+    current Keras precision policy."""
     missing = [key for key in ("model", "input_shape", "num_classes") if config.get(key) is None]
     if missing:
         raise RunError(f"The run configuration lacks {', '.join(missing)}.")
@@ -156,6 +159,8 @@ def build_network(config: dict) -> tf.keras.Model:
     model = zoo.get_model(config["model"], input_shape=tuple(config["input_shape"]),
                           num_classes=config["num_classes"], weights=None, **width)
     model = variant(model, config.get("variant") or "binary")
+    if config.get("int8_edges"):
+        model = with_int8_edges(model)
     if config.get("batchnorm_only"):
         for layer in model.layers:
             layer.trainable = isinstance(layer, tf.keras.layers.BatchNormalization)

@@ -22,6 +22,8 @@ from typing import Dict
 import larq_compute_engine as lce
 import tensorflow as tf
 
+from bnnzoo.quantizers.int8 import exporting
+
 from .flatbuffer import io_types
 from .large_kernels import quantize_large_kernels
 
@@ -97,4 +99,5 @@ def save_inference_function(model: tf.keras.Model, folder: str) -> None:
     holder = tf.Module()
     holder.variables_ = list(model.variables)  # what the function reads
     holder.serve = serve
-    tf.saved_model.save(holder, folder, signatures=serve)
+    with exporting():  # int8 ranges as the plain fake-quant op the converter reads
+        tf.saved_model.save(holder, folder, signatures=serve)

@@ -24,6 +24,7 @@ from flatbuffers import flexbuffers
 from tensorflow.lite.python import schema_py_generated as schema
 
 BCONV = "LceBconv2d"
+REAL_WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 _BUILTIN_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items()
                   if not name.startswith("_")}
 _TENSOR_TYPES = {code: name for name, code in vars(schema.TensorType).items()
@@ -45,6 +46,13 @@ class Operator:
     weight_shape: Optional[Tuple[int, ...]]  # its constant filter / weights, if any
     options: Dict                     # LCE's custom options (flexbuffer), else {}
     macs: int                         # multiply-accumulates per image (0 if none)
+    output_type: str = "FLOAT32"      # element type of its (first) output: FLOAT32, INT8, ...
+    weight_type: Optional[str] = None  # element type of its constant weights, if any
+
+    @property
+    def weighted(self) -> bool:
+        """A real-valued convolution or dense operator (binary ones are ``binary``)."""
+        return self.name in REAL_WEIGHTED
 
     @property
     def binary(self) -> bool:
@@ -130,15 +138,17 @@ def operators(buf: bytes) -> List[Operator]:
                     options = {}
             inputs = [i for i in (op.inputs if op.inputs is not None else []) if i >= 0]
             # The weights are the second input of a convolution / dense operator.
-            weight_shape = None
-            if len(inputs) > 1 and name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", BCONV):
+            weight_shape = weight_type = None
+            if len(inputs) > 1 and name in (*REAL_WEIGHTED, BCONV):
                 weight_shape = tuple(int(d) for d in tensors[inputs[1]].shape)
+                weight_type = _TENSOR_TYPES.get(tensors[inputs[1]].type, "UNKNOWN")
             out = tensors[op.outputs[0]]
             output_shape = tuple(int(d) for d in out.shape) if out.shape is not None else ()
             found.append(Operator(
                 name=name, input_names=names(op.inputs), output_names=names(op.outputs),
                 output_shape=output_shape, weight_shape=weight_shape, options=options,
                 macs=_macs(name, output_shape, weight_shape, options),
+                output_type=_TENSOR_TYPES.get(out.type, "UNKNOWN"), weight_type=weight_type,
             ))
     return found
 
@@ -147,6 +157,23 @@ def operator_histogram(buf: bytes) -> Dict[str, int]:
     """How many times each operator occurs, most frequent first."""
     counts = collections.Counter(op.name for op in operators(buf))
     return dict(counts.most_common())
+
+
+def precision_report(buf: bytes) -> Dict:
+    """Which operators compute in int8 and which in float (by their output's
+    element type), and the real-valued convolution / dense operators whose
+    weights are still float."""
+    ops = operators(buf)
+    int8 = collections.Counter(op.name for op in ops if op.output_type == "INT8")
+    floating = collections.Counter(op.name for op in ops if op.output_type == "FLOAT32")
+    return {
+        "int8_operators": sum(int8.values()),
+        "float_operators": sum(floating.values()),
+        "int8": dict(int8.most_common()),
+        "float": dict(floating.most_common()),
+        "float_weights": [op.output_names[0] for op in ops
+                          if op.weighted and op.weight_type != "INT8"],
+    }
 
 
 def io_types(buf: bytes) -> Tuple[List[str], List[str]]:

@@ -86,7 +86,8 @@ def predict_batches(buf: bytes, batches: Iterable, *, num_threads: int = EVALUAT
         yield predict(runner, np.asarray(images)), np.asarray(labels)
 
 
-def parity_report(model: tf.keras.Model, buf: bytes, images: np.ndarray) -> dict:
+def parity_report(model: tf.keras.Model, buf: bytes, images: np.ndarray, *,
+                  int8: bool = False) -> dict:
     r"""The flatbuffer against the Keras model on ``images``, judged against the
     model's own rounding noise (:mod:`.rounding_noise`).
 
@@ -96,8 +97,9 @@ def parity_report(model: tf.keras.Model, buf: bytes, images: np.ndarray) -> dict
     whose top-1 changed or whose outputs moved, for the flatbuffer and for each
     jitter draw, the most a faithful flatbuffer may have, and the verdict
     (``faithful``). int8 tensors round by a whole int8 step, far beyond float
-    rounding: for a flatbuffer with int8 input or output the jitter is
-    \(\varepsilon = 2^{-7}\) and only the top-1 count is judged.
+    rounding: for a flatbuffer with int8 input or output, or int8 edges
+    (``int8``), the jitter is \(\varepsilon = 2^{-7}\) and only the top-1
+    count is judged.
     """
     with Progress("Parity: Keras", len(images)) as progress:
         keras_out = model.predict(images, batch_size=64, verbose=0,
@@ -109,7 +111,7 @@ def parity_report(model: tf.keras.Model, buf: bytes, images: np.ndarray) -> dict
             lce_out.append(predict(runner, images[start:start + 64]))
             progress.update(len(lce_out[-1]))
         lce_out = np.concatenate(lce_out)
-    int8 = "INT8" in sum(io_types(buf), [])
+    int8 = int8 or "INT8" in sum(io_types(buf), [])
     draws = rounding_noise.jitter_counts(model, images, keras_out,
                                          epsilon=2 ** -7 if int8 else rounding_noise.EPSILON)
     verdict = rounding_noise.judge(rounding_noise.counts(lce_out, keras_out), draws, len(images),

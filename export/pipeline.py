@@ -20,11 +20,13 @@ import numpy as np
 
 from bnnzoo import atomic, datasets, runs
 from bnnzoo.progress import Progress
+from bnnzoo.quantizers.int8 import int8_ranges
 from bnnzoo.zoo.binary_layers import binary_operations
 
 from . import flatbuffer as fb
 from .convert import TARGETS, export_flatbuffer
 from .dense_as_conv import binary_dense_as_conv
+from .int8_weights import on_int8_grid
 from .parity import EVALUATION_THREADS, interpreter, paired_top1, parity_report, predict
 from .report import ExportError, check_report, export_report
 
@@ -72,8 +74,8 @@ def synthetic_inputs(image_shape, count: int, seed: int = 0) -> np.ndarray:
 def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
                  output: Optional[Path] = None, dataset: Optional[str] = None,
                  data_dir: Optional[str] = None, parity_images: int = 256,
-                 min_agreement: Optional[float] = None, int8_io: bool = False,
-                 overwrite: bool = False) -> Tuple[Path, dict]:
+                 min_agreement: Optional[float] = None, int8: bool = False,
+                 int8_io: bool = False, overwrite: bool = False) -> Tuple[Path, dict]:
     """Export a run (default: the latest) or a Keras model file; return (file, report).
 
     Parity runs on the first ``parity_images`` test images of ``dataset`` (or
@@ -83,19 +85,38 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
     own rounding noise (:mod:`.rounding_noise`), or, if ``min_agreement`` is
     given, when the top-1 agreement is below it.
 
-    Raises :class:`ExportError` if a binary layer is not bitpacked or parity
-    fails; nothing is written then.
+    ``int8=True`` exports the run's int8 stage (``RUN/int8``, written by
+    ``training.int8_stage.quantize``; or a model file with int8 ranges): the
+    real-valued layers int8, the binary ones ``LceBconv2d``, its kernels
+    first put on the int8 grid the device uses (:mod:`.int8_weights`) so
+    that parity compares like with like. A model with int8 ranges always
+    exports this way.
+
+    Raises :class:`ExportError` if a binary layer is not bitpacked, parity
+    fails, or (int8) a real-valued layer kept float weights or float
+    arithmetic is left between int8 layers; nothing is written then.
     """
     if target not in TARGETS:
         raise ValueError(f"Unknown target {target!r}. Targets: {', '.join(TARGETS)}.")
     if parity_images < 1:
         raise ValueError("--parity-images must be at least 1.")
     source = runs.load_source(source_path)
+    folder = source.run_dir / EXPORT_DIR if source.run_dir else source.path.parent
+    if int8 and not int8_ranges(source.model):
+        stage = source.run_dir / runs.INT8_STAGE if source.run_dir else None
+        if stage is None or not (stage / runs.MODEL).is_file():
+            raise ExportError(
+                f"{source.path} has no int8 stage: run `cli.py quantize "
+                f"{source.run_dir or 'RUN'}` first (calibrated ranges and a quantization-aware "
+                "fine-tune on the run's training data), then export with --int8.")
+        source = runs.load_source(stage / runs.MODEL)
     model = source.model
+    int8 = bool(int8_ranges(model))
+    if int8:
+        on_int8_grid(model)
     name = source.name
     if output is None:
-        folder = source.run_dir / EXPORT_DIR if source.run_dir else source.path.parent
-        output = folder / f"{name}-{target}.tflite"
+        output = folder / f"{name}-{target}{'-int8' if int8 else ''}.tflite"
     output = Path(output)
     _check_writable(output, overwrite)
     if not binary_operations(model):
@@ -114,7 +135,7 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
     buf = export_flatbuffer(converted, target, int8_io=int8_io)
     report = {
         "flatbuffer": output.name, "model": name, "target": target, "source": str(source.path),
-        "dataset": dataset, "data_dir": data_dir,
+        "dataset": dataset, "data_dir": data_dir, "int8_edges": int8,
         "input_shape": [int(d) for d in model.input_shape[1:]],
         **export_report(converted, buf),
     }
@@ -128,7 +149,7 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
     else:
         images = synthetic_inputs(model.input_shape[1:], parity_images)
         inputs = SYNTHETIC
-    report["parity"] = {**parity_report(model, buf, images), "inputs": inputs,
+    report["parity"] = {**parity_report(model, buf, images, int8=int8), "inputs": inputs,
                         "min_agreement": min_agreement}
     report["created"] = datetime.datetime.now().isoformat(timespec="seconds")
     report["versions"] = runs.package_versions()

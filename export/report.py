@@ -10,6 +10,10 @@ For one Keras model and its flatbuffer the report holds
   \( \text{MAC}_{bin} / (\text{MAC}_{bin} + \text{MAC}_{float}) \);
 * the file's size against the float32 size of the network (\(4 \times\) params)
   and its 1-bit budget (binary params / 8 + other params \(\times\) 4 bytes);
+* the operators computing in int8 and in float (by their output's element
+  type); with int8 edges, every real-valued convolution and dense operator
+  must have int8 weights, and no float MUL / ADD may be left between int8
+  layers (a BatchNorm the converter could not fold: larq #907);
 * parity with the Keras model on real test images, or synthetic inputs when
   no matching dataset is at hand (:mod:`.parity`), judged against the Keras
   model's own rounding noise (:mod:`.rounding_noise`).
@@ -90,6 +94,7 @@ def export_report(model: tf.keras.Model, buf: bytes) -> dict:
             "vs_one_bit_budget": len(buf) / fp.size_1bit_bytes,
         },
         "io_types": {"input": inputs, "output": outputs},
+        "precision": fb.precision_report(buf),
     }
 
 
@@ -101,6 +106,18 @@ def check_report(report: dict, min_agreement: Optional[float] = None) -> None:
     if ``min_agreement`` is given, when its top-1 agreement is below it.
     """
     problems = []
+    precision = report.get("precision")
+    if report.get("int8_edges") and precision is not None:
+        if precision["float_weights"]:
+            problems.append(
+                f"{len(precision['float_weights'])} real-valued convolution / dense operator(s) "
+                f"kept float weights with --int8: {', '.join(precision['float_weights'])}.")
+        unfused = {name: n for name, n in precision["float"].items() if name in UNFUSED}
+        if unfused:
+            problems.append(
+                "Float arithmetic left between int8 layers with --int8: "
+                + ", ".join(f"{n} {name}" for name, n in unfused.items())
+                + " (a BatchNorm or scale the converter did not fold; larq #907).")
     bconv = report["binary_convolutions"]
     missing = bconv["not_bitpacked"]
     if not missing and bconv["lce_bconv2d"] != bconv["keras"]:
@@ -135,6 +152,7 @@ def check_report(report: dict, min_agreement: Optional[float] = None) -> None:
 
 
 WHAT = {"top1": "top-1 changed", "moved": "outputs moved"}
+UNFUSED = ("MUL", "ADD", "SUB", "DIV")
 
 
 def format_report(report: dict) -> str:
@@ -157,6 +175,15 @@ def format_report(report: dict) -> str:
         f"input / output          {', '.join(report['io_types']['input'])} / "
         f"{', '.join(report['io_types']['output'])}",
     ]
+    precision = report.get("precision")
+    if precision is not None:
+        lines.append(
+            f"int8 / float operators  {precision['int8_operators']} int8, "
+            f"{precision['float_operators']} float"
+            + (f" ({', '.join(f'{n} {k}' for k, n in precision['float'].items())})"
+               if precision["float"] else "")
+            + (f"; float weights: {len(precision['float_weights'])}"
+               if precision["float_weights"] else ""))
     parity = report.get("parity")
     if parity is not None:
         floor = parity["noise_floor"]

@@ -125,7 +125,8 @@ def trained(tmp_path_factory):
 HEAVIEST_FIRST = ("test_real2bin.py", "test_export_cli.py", "test_training_algorithm.py",
                   "test_siman_nets.py", "test_training.py", "test_precision_and_xla.py",
                   "test_distributed.py", "test_zoo.py", "test_family.py", "test_robustness.py",
-                  "test_cli.py", "test_benchmark_scripts.py", "test_stage_switch.py", "test_package.py")
+                  "test_cli.py", "test_benchmark_scripts.py", "test_int8_edges.py", "test_stage_switch.py",
+                  "test_package.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -49,6 +49,8 @@ class TrainConfig:
     output_weight: float = 0.0
     temperature: float = 1.0
     strategy: str = "default"  # training.distribution: default | mirrored | multi-worker
+    int8_edges: bool = False  # int8 ranges at the float layers (zoo.int8_edges): the int8 stage
+    calibration_images: int = 512  # with int8_edges: training images that calibrate the ranges
     options: Optional[dict] = None  # the OVERRIDABLE options as typed: what --resume checks
     # Filled in by resolve():
     recipe: Optional[dict] = None

@@ -12,6 +12,8 @@ from typing import List
 
 import tensorflow as tf
 
+from bnnzoo.quantizers.int8 import Int8Range
+
 _KINDS = (
     ("depthwise convolution", tf.keras.layers.DepthwiseConv2D),
     ("convolution", tf.keras.layers.Conv2D),
@@ -29,12 +31,13 @@ def _kind(layer) -> str:
 
 
 def weighted_layers(model: tf.keras.Model) -> List[tf.keras.layers.Layer]:
-    """The layers holding weights, nested models flattened, in order."""
+    """The layers holding weights, nested models flattened, in order; int8
+    ranges are not weights of the network (calibration sets them)."""
     found = []
     for layer in model.layers:
         if isinstance(layer, tf.keras.Model):
             found += weighted_layers(layer)
-        elif layer.weights:
+        elif layer.weights and not isinstance(layer, Int8Range):
             found.append(layer)
     return found
 

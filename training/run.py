@@ -20,12 +20,14 @@ import tensorflow as tf
 
 from bnnzoo import atomic, datasets, runs, zoo
 from bnnzoo.progress import FitProgress
+from bnnzoo.quantizers.int8 import int8_ranges
 from bnnzoo.zoo.binary_layers import undecayed_weights
 
 from . import hardware, recipes, xla
 from .config import DEFAULT_LARGE_INPUT, TrainConfig
 from .distill import TeacherStudent
 from .history import HistoryRecorder
+from .calibration import calibrate
 from .initialise import initialise_from
 from .switch import begin_binary_stage
 
@@ -160,7 +162,10 @@ def prepare_model(config: TrainConfig, run_dir: Path,
     student inside a ``distill.TeacherStudent``. Where the initialisation
     switches convolutions from real to binary weights, ``training.switch``
     carries their magnitudes and (with ``data``) re-estimates the BatchNorm
-    statistics on ``SWITCH_BATCHES`` training batches. Writes nothing, so a
+    statistics on ``SWITCH_BATCHES`` training batches. A model with int8
+    edges (``config.int8_edges``) then has its ranges calibrated on the first
+    ``config.calibration_images`` training images (``training.calibration``);
+    resumed, its checkpoint holds them. Writes nothing, so a
     structure mismatch (``InitialisationError``) leaves no trace."""
     tf.keras.utils.set_random_seed(config.seed)
     student = model = build_model(config)
@@ -180,6 +185,13 @@ def prepare_model(config: TrainConfig, run_dir: Path,
             data, "train", image_shape=config.input_shape, batch_size=config.batch_size,
             training=True, seed=config.seed).take(SWITCH_BATCHES)
         begin_binary_stage(student, init.model, batches)
+        if config.int8_edges:
+            if data is None:
+                raise ValueError("Calibrating int8 ranges needs the run's training data.")
+            images = calibrate(student, datasets.pipeline(
+                data, "train", image_shape=config.input_shape, batch_size=config.batch_size,
+                limit=config.calibration_images))
+            print(f"Calibrated {len(int8_ranges(student))} int8 ranges on {images} training images.")
         twin = zoo.model_entry(config.model).twin
         if init.name not in (config.model, twin):
             print(f"Note: {init.name} is not {config.model}'s real-valued twin "

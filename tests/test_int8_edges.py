@@ -1,0 +1,88 @@
+"""int8 edges on real Fashion-MNIST: calibrate, fine-tune, export --int8, and its accuracy."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from bnnzoo import datasets, runs
+from bnnzoo.export import flatbuffer as fb
+from bnnzoo.export.convert import export_flatbuffer
+from bnnzoo.export.int8_weights import on_int8_grid, symmetric_int8
+from bnnzoo.export.parity import predict_flatbuffer
+from bnnzoo.quantizers.int8 import int8_ranges
+from conftest import assert_one_clear_error
+
+IMAGES = 500  # real test images the float model and the flatbuffers are scored on
+# The int8 flatbuffer's top-1 may be this far (points) below the float model's on
+# IMAGES images; the test itself checks that a broken calibration (every range
+# zero) falls below it.
+BOUND = 5.0
+
+
+def test_symmetric_int8_is_the_per_channel_grid():
+    kernel = np.array([[0.5, -1.0], [0.25, 0.003]], np.float32)  # channels are columns
+    rounded = symmetric_int8(kernel, axes=0)
+    assert np.allclose(rounded[:, 0], np.round(kernel[:, 0] / (0.5 / 127)) * 0.5 / 127)
+    assert rounded[1, 1] == pytest.approx(0.0) and rounded[0, 1] == pytest.approx(-1.0)
+    assert np.array_equal(symmetric_int8(rounded, axes=0), rounded)  # idempotent
+
+
+def test_int8_export_of_a_trained_run(trained, tmp_path, invoke):
+    _, trained_dir, _ = trained
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in (runs.CONFIG, runs.MODEL):
+        shutil.copy(trained_dir / name, run / name)
+
+    refused = invoke("export", run, "--int8")
+    assert_one_clear_error(refused, "no int8 stage", "quantize")
+
+    # The fine-tune's few steps test the stage's plumbing; calibration alone keeps top-1 here.
+    quantize = ["quantize", run, "--steps", "2", "--calibration-images", "32"]
+    result = invoke(*quantize)
+    assert result.exit_code == 0, result.output
+    assert "Calibrated 42 int8 ranges on 32 training images" in result.output
+    assert (run / "int8" / runs.MODEL).is_file()
+    again = invoke(*quantize)
+    assert again.exit_code == 0 and "already finished its 2 steps" in again.output
+    other = invoke(*quantize[:3], "3", *quantize[4:])
+    assert_one_clear_error(other, "other options", "steps_per_epoch")
+
+    # int8 input and output: no float operator left at all.
+    result = invoke("export", run, "--int8", "--int8-io", "--parity-images", "16", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    precision = report["precision"]
+    assert report["int8_edges"] and report["flatbuffer"] == "bireal18-arm64-int8.tflite"
+    assert report["io_types"] == {"input": ["INT8"], "output": ["INT8"]}
+    assert report["parity"]["noise_floor"]["faithful"]
+    assert precision["int8"]["CONV_2D"] >= 1 and precision["int8"]["FULLY_CONNECTED"] == 1
+    assert precision["float_weights"] == [] and precision["float"] == {}
+    bconv = report["binary_convolutions"]
+    assert bconv["keras"] == bconv["lce_bconv2d"] == 16 and bconv["not_bitpacked"] == []
+    assert precision["int8"]["LceBconv2d"] == 16  # the binary convolutions write int8
+
+    # Top-1 on the first IMAGES test images: the float model (Keras), the int8 flatbuffer,
+    # and one converted from the int8 stage with a broken calibration (every range zero).
+    model = runs.load_source(run).model
+    images, labels = next(iter(datasets.pipeline(
+        datasets.load("fashion_mnist"), "test", image_shape=model.input_shape[1:],
+        batch_size=IMAGES, limit=IMAGES)))
+
+    def top1(outputs):
+        return 100 * float(np.mean(np.argmax(outputs, 1) == np.argmax(labels, 1)))
+
+    float_top1 = top1(model(images, training=False))
+    int8_top1 = top1(predict_flatbuffer((run / "export" / report["flatbuffer"]).read_bytes(),
+                                        images))
+    broken = runs.load_source(run / "int8" / runs.MODEL).model
+    for layer in int8_ranges(broken):
+        layer.set_range(0.0, 0.0)
+    on_int8_grid(broken)
+    broken_buf = export_flatbuffer(broken, "arm64")  # float input and output, as by default
+    default_io = fb.precision_report(broken_buf)
+    assert default_io["float"] == {"DEQUANTIZE": 1} and default_io["int8"]["QUANTIZE"] == 1
+    broken_top1 = top1(predict_flatbuffer(broken_buf, images))
+    assert broken_top1 < float_top1 - BOUND <= int8_top1, (broken_top1, float_top1, int8_top1)
