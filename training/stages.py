@@ -48,7 +48,7 @@ PROGRESSIVE = (("stage0-real", "real"), ("stage1-soft", "soft_activations"),
 
 def kind(config) -> str:
     """"two_step", "progressive" or "" (a single run) for ``config``."""
-    stages = recipes.get_recipe(zoo.model_entry(config.model).recipe).stages
+    stages = recipes.chosen_recipe(zoo.model_entry(config.model).recipe, config.recipe).stages
     if config.two_step and stages == "progressive":
         raise ValueError(f"{config.model} trains by its progressive teacher-student stages; "
                          "--two-step is for single-stage recipes.")
