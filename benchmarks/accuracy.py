@@ -11,7 +11,7 @@ pipeline (same augmentation); the rows (``accuracy_rows.py``):
 | Bi-Real | ``bireal18`` | initialised from the twin above, as the paper trains it |
 | SiMaN | ``siman_resnet18`` | from scratch, ``siman_short`` recipe (SiMaN's, for short runs) |
 | Real-to-Binary strong baseline | ``real2bin_baseline`` | two steps (binary activations, then binary) |
-| Real-to-Binary stage 0-2, Real-to-Binary | ``real2bin`` | one run of four progressive stages, each a row |
+| Real-to-Binary stage 0-2, Real-to-Binary | ``real2bin`` | one run of four progressive stages, each a row, ``real2bin_short`` recipe (the paper's; the binary stage's kernels alpha_c sign(W)) |
 
 Every run and every stage gets ``--epochs`` epochs. Each row: top-1 and
 top-5 of the Keras model on the whole test split, the same for its
@@ -30,10 +30,11 @@ machine the times are upper bounds.
     python benchmarks/accuracy.py --quick --output /tmp/accuracy.json   # smoke run, minutes
 
 The defaults (28 px, width 16, 2 epochs, batch 128) are sized from the 14 px
-run of 2026-12-02 (docs/measurements.md) to take about 2.5 hours on an
-otherwise idle 2-core x86 VM, the second seeds included in the estimate's
-upper end. Writes ``benchmarks/results/accuracy_DATASET[_SIZEpx].json``
-atomically (the size suffix for sizes other than the dataset's own);
+runs of 2026-12-02 (docs/measurements.md, "Sizing the 28 px table") to take
+about 1.5-2 hours on an otherwise idle 2-core x86 VM for one seed of every
+row, and up to about 3 hours with the second seeds of close rows (an
+estimate from a shared machine; the results file records what it took).
+Writes ``benchmarks/results/accuracy_DATASET[_SIZEpx].json`` atomically (the size suffix for sizes other than the dataset's own);
 ``--quick`` never writes there unless ``--output`` says so.
 ``accuracy_table.py`` renders the file into README.md and
 docs/measurements.md.

@@ -10,7 +10,7 @@
 | ``interpreter_threads.py`` | milliseconds per image in LCE's interpreter with 1 and 2 threads (evaluation's default) | ``interpreter_threads.json`` |
 | ``readme_job.py`` | README's main job (train, export, benchmark, evaluate) over two seeds: its figures and their spread | ``readme_job.json`` |
 
-    python benchmarks/run_all.py                    # all of it (the accuracy table alone: ~1 h on 2 cores)
+    python benchmarks/run_all.py                    # all of it (the accuracy table alone: 2-3 h on 2 cores)
     python benchmarks/run_all.py --quick            # a smoke run of every script
     python benchmarks/run_all.py --only accuracy --dataset cifar10 --data-dir ~/cifar-10-batches-py
 

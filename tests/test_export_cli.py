@@ -41,7 +41,7 @@ def test_export_proves_every_binary_convolution_is_bitpacked(exported):
 
 def test_deployed_top1_equals_the_keras_top1_on_real_test_images(exported, invoke):
     """On the first 2,500 test images (the whole split: benchmarks/accuracy.py,
-    every method, in benchmarks/results/accuracy_fashion_mnist.json).
+    every method, in benchmarks/results/accuracy_fashion_mnist_14px.json).
 
     "Equal" is judged against rounding noise, not by a fixed bound: LCE's
     different float rounding flips a few small-margin predictions either way,
