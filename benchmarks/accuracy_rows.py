@@ -39,11 +39,13 @@ ROWS: List[Row] = [
     Row("Bi-Real", "bireal18", init_row="real-valued twin"),
     Row("SiMaN", "siman_resnet18", recipe="siman_short"),
     Row(f"{R2B} strong baseline", "real2bin_baseline"),
-    Row(f"{R2B} stage 0 (real teacher)", "real2bin", "stage0-real", ranked=False, binary=False),
-    Row(f"{R2B} stage 1 (tanh)", "real2bin", "stage1-soft", ranked=False, binary=False),
-    Row(f"{R2B} stage 2 (binary activations)", "real2bin", "stage2-binary-activations",
+    Row(f"{R2B} stage 0 (real teacher)", "real2bin", "stage0-real", recipe="real2bin_short",
         ranked=False, binary=False),
-    Row(R2B, "real2bin", "stage3-binary"),
+    Row(f"{R2B} stage 1 (tanh)", "real2bin", "stage1-soft", recipe="real2bin_short",
+        ranked=False, binary=False),
+    Row(f"{R2B} stage 2 (binary activations)", "real2bin", "stage2-binary-activations",
+        recipe="real2bin_short", ranked=False, binary=False),
+    Row(R2B, "real2bin", "stage3-binary", recipe="real2bin_short"),
 ]
 BY_NAME: Dict[str, Row] = {row.name: row for row in ROWS}
 
