@@ -29,11 +29,11 @@ machine the times are upper bounds.
     python benchmarks/accuracy.py --dataset cifar10 --data-dir ~/data/cifar-10-batches-py --input-size 32
     python benchmarks/accuracy.py --quick --output /tmp/accuracy.json   # smoke run, minutes
 
-The defaults (28 px, width 16, 2 epochs, batch 128) are sized from the 14 px
+The defaults (28 px, width 16, 3 epochs, batch 128) are sized from the 14 px
 runs of 2026-12-02 (docs/measurements.md, "Sizing the 28 px table") to take
-about 1.5-2 hours on an otherwise idle 2-core x86 VM for one seed of every
-row, and up to about 3 hours with the second seeds of close rows (an
-estimate from a shared machine; the results file records what it took).
+about 1.2-2 hours on an otherwise idle 2-core x86 VM for one seed of every
+row, 1.5-3 hours with the second seeds of close rows (an estimate from a
+shared machine; the results file records what it took).
 Writes ``benchmarks/results/accuracy_DATASET[_SIZEpx].json`` atomically (the size suffix for sizes other than the dataset's own);
 ``--quick`` never writes there unless ``--output`` says so.
 ``accuracy_table.py`` renders the file into README.md and
@@ -159,7 +159,7 @@ def parse_args(argv):
     parser.add_argument("--width", type=int, default=16, help="first-stage width of every row")
     parser.add_argument("--input-size", type=int, default=28,
                         help="model input side in pixels (small-image stem at <= 64)")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs of every run and stage")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of every run and stage")
     parser.add_argument("--steps-per-epoch", type=int, help="[the whole train split]")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--validation-steps", type=int, default=8)
