@@ -143,6 +143,8 @@ class _ListsModels(click.Command):
 @click.option("--data-dir", type=click.Path(),
               help="Folder holding the dataset's local files (or TFDS's prepared data) "
                    "[/usr/share/datasets/NAME, then TFDS's default].")
+@click.option("--recipe", help="Train with this recipe of training/recipes.py instead of the "
+                                "model's paper recipe (e.g. a short-budget variant) [the model's].")
 @click.option("--epochs", type=int, help="Epochs [recipe's].")
 @click.option("--steps-per-epoch", type=int, help="Batches per epoch, for quick runs [whole train split].")
 @click.option("--batch-size", type=int, help="Batch size [recipe's].")
@@ -185,7 +187,7 @@ class _ListsModels(click.Command):
 @click.option("--output", type=click.Path(path_type=Path, resolve_path=True), help="Run directory [runs/MODEL-DATASET-TIME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --output (default: the latest run).")
 @click.pass_obj
-def train(obj, model, dataset, data_dir, epochs, steps_per_epoch, batch_size, learning_rate,
+def train(obj, model, dataset, data_dir, recipe, epochs, steps_per_epoch, batch_size, learning_rate,
           weight_decay, input_size, validation_steps, xla, no_xla, precision, seed, init_from, two_step,
           recalibrate_bn, width, stage, teacher, strategy, output, resume):
     """Train MODEL with its paper's recipe; writes a run directory.
@@ -208,8 +210,12 @@ def train(obj, model, dataset, data_dir, epochs, steps_per_epoch, batch_size, le
         raise UserError(f"Unknown model {model!r}. Available: {', '.join(zoo.list_models())}.")
     if no_xla and xla != "auto":
         raise UserError(f"--no-xla is --xla off: drop one of --no-xla and --xla {xla}.")
+    from bnnzoo.training.recipes import RECIPES
+
+    if recipe is not None and recipe not in RECIPES:
+        raise UserError(f"Unknown recipe {recipe!r}. Available: {', '.join(sorted(RECIPES))}.")
     config = TrainConfig(
-        model=model, dataset=dataset, data_dir=data_dir, input_size=input_size, epochs=epochs,
+        model=model, dataset=dataset, data_dir=data_dir, recipe=recipe, input_size=input_size, epochs=epochs,
         steps_per_epoch=steps_per_epoch, batch_size=batch_size, learning_rate=learning_rate,
         weight_decay=weight_decay, validation_steps=validation_steps, seed=seed,
         xla="off" if no_xla else xla, precision=precision,

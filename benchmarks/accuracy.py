@@ -1,36 +1,48 @@
 """Accuracy of every method on real data, trained and deployed, in one table.
 
-Five ResNet-18s of one compact width, one input size and one number of
-epochs, each trained with its paper's recipe by the same ``training.train``
-the CLI runs, on the same data pipeline (same augmentation):
+Compact ResNet-18s of one width, one input size and one number of epochs,
+each trained by the same ``training.train`` the CLI runs, on the same data
+pipeline (same augmentation); the rows (``accuracy_rows.py``):
 
 | row | model | how it is trained |
 | --- | --- | --- |
 | real-valued twin | ``resnet18`` | real weights, hard tanh where the others take a sign |
 | XNOR-style | ``xnor_resnet18`` | from scratch (``bireal`` recipe) |
 | Bi-Real | ``bireal18`` | initialised from the twin above, as the paper trains it |
-| SiMaN | ``siman_resnet18`` | from scratch (``siman_imagenet`` recipe) |
-| Real-to-Binary | ``real2bin`` | four progressive stages, each taught by the previous; stage 0 (real) is its teacher |
+| SiMaN | ``siman_resnet18`` | from scratch, ``siman_short`` recipe (SiMaN's, for short runs) |
+| Real-to-Binary strong baseline | ``real2bin_baseline`` | two steps (binary activations, then binary) |
+| Real-to-Binary stage 0-2, Real-to-Binary | ``real2bin`` | one run of four progressive stages, each a row, ``real2bin_short`` recipe (the paper's; the binary stage's kernels alpha_c sign(W)) |
 
-Every stage and run gets ``--epochs`` epochs. Each row: test top-1 of the
-Keras model on the whole test split, then the same for its flatbuffer in
-LCE's interpreter (binary nets through ``export.export_model``, bitpacked and
-parity-checked; the real twin through the same converter, float), the
-flatbuffer's size, its host latency (LCE's interpreter, one thread) and the
-training time. The machine's load average is recorded beside each row: on a
-shared machine the times are upper bounds.
+Every run and every stage gets ``--epochs`` epochs. Each row: top-1 and
+top-5 of the Keras model on the whole test split, the same for its
+flatbuffer in LCE's interpreter (binary nets through ``export.export_model``,
+bitpacked and parity-checked; the real-valued ones through the same converter,
+float), the flatbuffer's size, its host latency (LCE's interpreter, one
+thread) and the training time (a stage row: the epochs of its stage and of the
+stages before it). Ranked rows within ``--seed-margin`` points of each other
+are then trained with a second seed (``--seed`` + 1), and their order is the
+mean's. The machine's load average is recorded beside each row: on a shared
+machine the times are upper bounds.
 
-    python benchmarks/accuracy.py                       # Fashion-MNIST (offline); ~1 h on 2 cores
+    python benchmarks/accuracy.py                       # 28 px Fashion-MNIST, the committed table
+    python benchmarks/accuracy.py --input-size 14 --width 16 --epochs 2   # the 14 px table
     python benchmarks/accuracy.py --dataset cifar10 --data-dir ~/data/cifar-10-batches-py --input-size 32
-    python benchmarks/accuracy.py --dataset imagenet2012 --data-dir ~/imagenet --input-size 64
-    python benchmarks/accuracy.py --quick --output /tmp/accuracy.json   # smoke run, minutes
+    python benchmarks/accuracy.py --quick --output accuracy-quick.json   # smoke run, minutes
 
-Writes ``benchmarks/results/accuracy_DATASET.json`` atomically; ``--quick``
-never writes there unless ``--output`` says so.
+The defaults (28 px, width 16, 3 epochs, batch 128) are sized from the 14 px
+runs of 2026-12-02 (docs/measurements.md, "Sizing the 28 px table") to take
+about 1.2-2 hours on an otherwise idle 2-core x86 VM for one seed of every
+row, 1.5-3 hours with the second seeds of close rows (an estimate from a
+shared machine; the results file records what it took).
+Writes ``benchmarks/results/accuracy_DATASET[_SIZEpx].json`` atomically (the size suffix for sizes other than the dataset's own);
+``--quick`` never writes there unless ``--output`` says so.
+``accuracy_table.py`` renders the file into README.md and
+docs/measurements.md.
 """
 
 import argparse
 import datetime
+import json
 import os
 import shlex
 import sys
@@ -42,116 +54,112 @@ import bnnzoo  # noqa: F401  (legacy Keras before TensorFlow loads)
 
 import tensorflow as tf
 
-from bnnzoo import atomic, datasets, export
-from bnnzoo.evaluation import evaluate
+from bnnzoo import atomic, datasets, export, runs as bnn_runs
 from bnnzoo.export.benchmark import benchmark
-from bnnzoo.runs import package_versions
 from bnnzoo.training import TrainConfig, train
-from machine import machine  # benchmarks/machine.py, beside this script
+from accuracy_rows import BY_NAME, ROWS, close_rows  # beside this script
+from accuracy_table import summarise
+from machine import machine
 
 RESULTS = Path(__file__).parent / "results"
-ROWS = {  # row -> (model, the row whose run initialises it)
-    "real-valued twin": ("resnet18", None),
-    "XNOR-style": ("xnor_resnet18", None),
-    "Bi-Real": ("bireal18", "real-valued twin"),
-    "SiMaN": ("siman_resnet18", None),
-    "Real-to-Binary": ("real2bin", None),
-}
 
 
 def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def train_row(name: str, args, folder: Path, runs: dict) -> Path:
-    model, init_row = ROWS[name]
-    init_from = runs[init_row] if init_row else None  # main() keeps the rows in order
+def train_run(row, seed: int, args, folder: Path, trained: dict) -> tuple:
+    """Train ``row``'s run (once for all rows sharing it); (run directory, wall seconds)."""
+    key = (row.run_key, seed)
+    if key in trained:
+        return trained[key]
+    init_from = None
+    if row.init_row:  # the initialising row's run of the same seed, else of the first
+        init = BY_NAME[row.init_row]
+        init_from = trained.get((init.run_key, seed), trained.get((init.run_key, args.seed)))[0]
     config = TrainConfig(
-        model=model, dataset=args.dataset, data_dir=args.data_dir, input_size=args.input_size,
-        width=args.width, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-        batch_size=args.batch_size, validation_steps=args.validation_steps,
-        xla=args.xla, precision=args.precision, seed=args.seed, init_from=str(init_from) if init_from else None)
-    return train(config, output=folder / model, verbose=0)
+        model=row.model, recipe=row.recipe, dataset=args.dataset, data_dir=args.data_dir,
+        input_size=args.input_size, width=args.width, epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
+        validation_steps=args.validation_steps, xla=args.xla, precision=args.precision,
+        seed=seed, init_from=str(init_from) if init_from else None)
+    tf.keras.backend.clear_session()
+    start = time.perf_counter()
+    run_dir = train(config, output=folder / f"{row.run_key}-seed{seed}", verbose=0)
+    trained[key] = (run_dir, time.perf_counter() - start)
+    return trained[key]
 
 
-def flatbuffer_of(name: str, run_dir: Path, args) -> tuple:
-    """(file, report fields): binary nets the way users export them; the real twin
-    has nothing to bitpack, so it goes through the same converter as a float net."""
-    if ROWS[name][0] in ("resnet18",):
-        model = tf.keras.models.load_model(run_dir / "model.h5", compile=False)
-        path = run_dir / "export" / "resnet18-arm64-float.tflite"
+def epoch_seconds(run_dir: Path) -> float:
+    return sum(r.get("seconds", 0.0) for r in json.loads((run_dir / "history.json").read_text()))
+
+
+def training_seconds(row, run_dir: Path, wall: float) -> dict:
+    """A run's row: the run's wall time. A stage's row: its own epochs and, as
+    its training time, those of every stage up to it."""
+    if not row.stage:
+        return {"train_seconds": round(wall)}
+    stages = [r.stage for r in ROWS if r.run_key == row.run_key]
+    before = stages[:stages.index(row.stage) + 1]
+    return {"stage_seconds": round(epoch_seconds(run_dir / row.stage)),
+            "train_seconds": round(sum(epoch_seconds(run_dir / s) for s in before))}
+
+
+def flatbuffer_of(row, model_dir: Path, args) -> tuple:
+    """(file, report fields): binary nets the way users export them; real-valued
+    ones have nothing to bitpack, so they go through the same converter as float nets."""
+    if not row.binary:
+        model = bnn_runs.load_source(model_dir).model
+        path = model_dir / "export" / f"{row.model}-arm64-float.tflite"
         buf = export.export_flatbuffer(model, "arm64")
-        with atomic.atomic_path(path) as tmp:
+        with atomic.atomic_path(path, overwrite=True) as tmp:
             tmp.write_bytes(buf)
         return path, {"binary_convolutions": 0, "parity_agreement": None}
-    path, report = export.export_model(run_dir, target="arm64", min_agreement=0.0,
-                                       parity_images=args.parity_images)
+    path, report = export.export_model(model_dir, target="arm64", min_agreement=0.0,
+                                       parity_images=args.parity_images, overwrite=True)
     return path, {"binary_convolutions": report["binary_convolutions"],
                   "parity_agreement": report["parity"]["top1_agreement"]}
 
 
-def measure(name: str, args, folder: Path, runs: dict) -> dict:
-    tf.keras.backend.clear_session()
+def measure(row, seed: int, args, folder: Path, trained: dict) -> dict:
     load_before = _load()
-    start = time.perf_counter()
-    run_dir = train_row(name, args, folder, runs)
-    train_seconds = time.perf_counter() - start
-    runs[name] = run_dir
+    run_dir, wall = train_run(row, seed, args, folder, trained)
+    model_dir = run_dir / row.stage if row.stage else run_dir
     tf.keras.backend.clear_session()
-    path, exported = flatbuffer_of(name, run_dir, args)
-    # Keras and the flatbuffer image by image: both top-1s and McNemar's test.
-    paired = export.compare_with_keras(path, run_dir, dataset=args.dataset,
+    path, exported = flatbuffer_of(row, model_dir, args)
+    # Keras and the flatbuffer image by image: top-1s, top-5s and McNemar's test.
+    paired = export.compare_with_keras(path, model_dir, dataset=args.dataset,
                                        data_dir=args.data_dir, limit=args.limit)
     latency = benchmark(path, device="host", num_threads=1, num_runs=args.latency_runs)
-    row = {
-        "row": name, "model": ROWS[name][0],
-        "initialised_from": ROWS[name][1],
-        "keras_top1": paired["keras_top1"], "flatbuffer_top1": paired["lce_top1"],
+    return {
+        "seed": seed,
+        "keras_top1": paired["keras_top1"], "keras_top5": paired["keras_top5"],
+        "flatbuffer_top1": paired["lce_top1"], "flatbuffer_top5": paired["lce_top5"],
         "top1_difference_points": round(100 * (paired["lce_top1"] - paired["keras_top1"]), 4),
         "test_images": paired["images"],
         "only_keras_correct": paired["only_keras_correct"],
         "only_flatbuffer_correct": paired["only_lce_correct"], "mcnemar_p": paired["mcnemar_p"],
         "flatbuffer_bytes": path.stat().st_size,
         "host_latency_ms": round(latency.avg_us / 1000, 3),
-        "train_seconds": round(train_seconds),
+        **training_seconds(row, run_dir, wall),
         "load_average": [load_before, _load()],
         **exported,
     }
-    if ROWS[name][0] == "real2bin":  # its teacher: stage 0, the same net with real weights
-        row["teacher_top1"] = evaluate(run_dir / "stage0-real", limit=args.limit)["top1"]
-    return row
 
 
-def markdown_table(result: dict) -> str:
-    """docs/measurements.md's table of a results file (a test holds
-    docs/measurements.md to it)."""
-    lines = ["| method | model | Keras top-1 | flatbuffer top-1 (LCE) | difference | "
-             "flatbuffer size | host latency | training |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in result["rows"]:
-        init = f" (from the {r['initialised_from']})" if r["initialised_from"] else ""
-        teacher = (f"; its stage-0 teacher {100 * r['teacher_top1']:.2f} %"
-                   if "teacher_top1" in r else "")
-        lines.append(
-            f"| {r['row']}{init} | `{r['model']}` | {100 * r['keras_top1']:.2f} %{teacher} | "
-            f"{100 * r['flatbuffer_top1']:.2f} % | {r['top1_difference_points'] + 0.0:+.2f} | "
-            f"{r['flatbuffer_bytes'] / 1024:,.0f} KB | {r['host_latency_ms']:.2f} ms | "
-            f"{r['train_seconds'] / 60:.1f} min |")
-    return "\n".join(lines)
+def describe(row) -> dict:
+    return {"row": row.name, "model": row.model, "stage": row.stage or None,
+            "recipe": row.recipe, "initialised_from": row.init_row, "ranked": row.ranked}
 
 
-def print_table(rows) -> None:
-    print(markdown_table({"rows": rows}), flush=True)
-
-
-def main(argv=None):
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--data-dir")
     parser.add_argument("--width", type=int, default=16, help="first-stage width of every row")
-    parser.add_argument("--input-size", type=int, default=14,
+    parser.add_argument("--input-size", type=int, default=28,
                         help="model input side in pixels (small-image stem at <= 64)")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs of every run and stage")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of every run and stage")
     parser.add_argument("--steps-per-epoch", type=int, help="[the whole train split]")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--validation-steps", type=int, default=8)
@@ -163,61 +171,86 @@ def main(argv=None):
     parser.add_argument("--precision", choices=["auto", "float32", "bfloat16", "float16"],
                         default="auto")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS), metavar="ROW")
+    parser.add_argument("--seed-margin", type=float,
+                        help="ranked rows within this many points of another get a second "
+                             "seed (0: never) [1; --quick: 0]")
+    parser.add_argument("--rows", nargs="+", choices=[r.name for r in ROWS],
+                        default=[r.name for r in ROWS], metavar="ROW")
     parser.add_argument("--runs", type=Path, help="keep the run directories here [temporary]")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 3 steps per epoch, 256 test images, 3 timed inferences")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
-    args.rows = [name for name in ROWS if name in args.rows]  # the table's order, once each
-    for name in args.rows:
-        if ROWS[name][1] and ROWS[name][1] not in args.rows:
-            parser.error(f"{name} starts from the {ROWS[name][1]!r} row: include it in --rows.")
+    args.rows = [row for row in ROWS if row.name in args.rows]  # the table's order, once each
+    names = {row.name for row in args.rows}
+    for row in args.rows:
+        if row.init_row and row.init_row not in names:
+            parser.error(f"{row.name} starts from the {row.init_row!r} row: include it in --rows.")
     if args.quick:
         args.epochs, args.steps_per_epoch, args.validation_steps = 1, 3, 1
         args.limit, args.parity_images, args.latency_runs = 256, 32, 3
         args.batch_size, args.xla = 32, "off"
+        if args.seed_margin is None:  # 3-step nets differ by noise: no second seeds
+            args.seed_margin = 0.0
         if args.output is None:
             parser.error("--quick needs --output (it must not replace the committed results).")
+    if args.seed_margin is None:
+        args.seed_margin = 1.0
     for option in ("width", "input_size", "epochs", "batch_size", "latency_runs"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be at least 1.")
+    return parser, args
+
+
+def default_output(args, data) -> Path:
+    native = data.image_shape[0]
+    suffix = "" if native in (None, args.input_size) else f"_{args.input_size}px"
+    return RESULTS / f"accuracy_{Path(args.dataset).name}{suffix}.json"
+
+
+def main(argv=None):
+    parser, args = parse_args(argv)
     try:
-        datasets.load(args.dataset, args.data_dir)
+        data = datasets.load(args.dataset, args.data_dir)
     except datasets.DatasetNotFound as err:
         parser.exit(1, f"{err}\n")
-    output = args.output or RESULTS / f"accuracy_{args.dataset}.json"
+    output = args.output or default_output(args, data)
 
-    rows, runs = [], {}
+    measured = {row.name: [] for row in args.rows}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as temporary:
         folder = args.runs or Path(temporary)
-        for name in args.rows:
-            print(f"{name} ({ROWS[name][0]}) ...", flush=True)
-            rows.append(measure(name, args, folder, runs))
-            print_table(rows[-1:])
-    binary = [r for r in rows if r["binary_convolutions"]]
-    real = next((r for r in rows if r["model"] == "resnet18"), None)
-    best = max(binary, key=lambda r: r["keras_top1"]) if binary else None
+        trained = {}
+        for row in args.rows:
+            print(f"{row.name} ({row.model}, seed {args.seed}) ...", flush=True)
+            measured[row.name].append(measure(row, args.seed, args, folder, trained))
+        top1 = {name: runs[0]["keras_top1"] for name, runs in measured.items()}
+        again = close_rows(top1, args.seed_margin) if args.seed_margin > 0 else []
+        # A second seed of a stage row retrains its whole run: every row of it gets one.
+        again_keys = {BY_NAME[name].run_key for name in again}
+        for row in args.rows:
+            if row.run_key in again_keys:
+                print(f"{row.name}: second seed ({args.seed + 1}) ...", flush=True)
+                measured[row.name].append(measure(row, args.seed + 1, args, folder, trained))
+    rows = [{**describe(row), "runs": measured[row.name]} for row in args.rows]
     result = {
         "benchmark": "accuracy of every method, Keras and LCE flatbuffer, one compact ResNet-18",
         "command": shlex.join(["python", "benchmarks/accuracy.py",
                                *(sys.argv[1:] if argv is None else argv)]),
         "date": datetime.date.today().isoformat(), "machine": machine(),
-        "versions": package_versions(),
+        "versions": bnn_runs.package_versions(),
         "dataset": args.dataset, "width": args.width, "input_size": args.input_size,
         "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
-        "batch_size": args.batch_size, "xla": args.xla, "seed": args.seed,
-        "rows": rows,
+        "batch_size": args.batch_size, "xla": args.xla, "precision": args.precision,
+        "seed": args.seed, "seed_margin_points": args.seed_margin,
+        "second_seed_rows": again, "rows": rows,
         "total_seconds": round(time.perf_counter() - start),
-        "best_binary": best and best["row"],
-        "best_binary_gap_points": (round(100 * (real["keras_top1"] - best["keras_top1"]), 2)
-                                   if best and real else None),
-        "max_flatbuffer_difference_points": max(abs(r["top1_difference_points"]) for r in rows),
-        "aims": {"best_binary_gap_points": 2.0, "max_flatbuffer_difference_points": 0.1},
     }
+    result.update(summarise(result))
     atomic.write_json(output, result)
-    print_table(rows)
+    from accuracy_table import markdown_table
+
+    print(markdown_table(result))
     print(f"Wrote {output}")
 
 

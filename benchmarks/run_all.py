@@ -12,7 +12,7 @@
 | ``int8_edges.py`` | int8 edges: flatbuffer size at 224 px against larq-zoo's BiRealNet, and the int8 flatbuffer's test top-1 against float edges after README's main job | ``int8_edges.json`` |
 | ``readme_job.py`` | README's main job (train, export, benchmark, evaluate) over two seeds: its figures and their spread | ``readme_job.json`` |
 
-    python benchmarks/run_all.py                    # all of it (the accuracy table alone: ~1 h on 2 cores)
+    python benchmarks/run_all.py                    # all of it (the accuracy table alone: 2-3 h on 2 cores)
     python benchmarks/run_all.py --quick            # a smoke run of every script
     python benchmarks/run_all.py --only accuracy --dataset cifar10 --data-dir ~/cifar-10-batches-py
 

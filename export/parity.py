@@ -133,7 +133,8 @@ def mcnemar_p_value(only_first: int, only_second: int) -> float:
 
 
 def paired_top1(keras_outputs: np.ndarray, lce_outputs: np.ndarray, labels: np.ndarray) -> dict:
-    """Both models' top-1 on the same images and McNemar's test of their difference.
+    """Both models' top-1 (and top-5) on the same images and McNemar's test of
+    their top-1 difference.
 
     ``labels`` are class indices or one-hot rows.
     """
@@ -141,12 +142,18 @@ def paired_top1(keras_outputs: np.ndarray, lce_outputs: np.ndarray, labels: np.n
     truth = labels.argmax(-1) if labels.ndim == 2 else labels
     keras_right = np.argmax(keras_outputs, axis=-1) == truth
     lce_right = np.argmax(lce_outputs, axis=-1) == truth
+
+    def top5(outputs):
+        return float((np.argsort(-outputs, axis=-1)[:, :5] == truth[:, None]).any(-1).mean())
+
     only_keras = int((keras_right & ~lce_right).sum())
     only_lce = int((lce_right & ~keras_right).sum())
     return {
         "images": int(len(truth)),
         "keras_top1": float(keras_right.mean()),
         "lce_top1": float(lce_right.mean()),
+        "keras_top5": top5(keras_outputs),
+        "lce_top5": top5(lce_outputs),
         "top1_agreement": float((np.argmax(keras_outputs, -1) == np.argmax(lce_outputs, -1)).mean()),
         "only_keras_correct": only_keras,
         "only_lce_correct": only_lce,

@@ -52,6 +52,7 @@ def test_accuracy_rows_on_real_data_keras_against_flatbuffer(tmp_path):
     256 real test images equals the Keras model's within rounding noise."""
     output = tmp_path / "accuracy.json"
     result = _script("accuracy.py", "--quick", "--rows", "real-valued twin", "Bi-Real",
+                     "--input-size", "14", "--seed-margin", "0",
                      "--runs", tmp_path / "runs", "--output", output)
     assert result.returncode == 0, result.stderr[-3000:]
     table = json.loads(output.read_text())
@@ -59,34 +60,53 @@ def test_accuracy_rows_on_real_data_keras_against_flatbuffer(tmp_path):
     assert (twin["model"], bireal["model"]) == ("resnet18", "bireal18")
     assert table["command"].startswith("python benchmarks/accuracy.py --quick --rows "
                                        "'real-valued twin' Bi-Real")
-    for row in table["rows"]:
+    (twin_run,), (bireal_run,) = twin["runs"], bireal["runs"]  # margin 0: one seed each
+    for row in (twin_run, bireal_run):
         assert row["test_images"] == 256
         # Equal within rounding noise: McNemar's test on the paired predictions.
         assert row["mcnemar_p"] >= 1e-3, row
+        assert row["keras_top1"] <= row["keras_top5"] and row["flatbuffer_top1"] <= row["flatbuffer_top5"]
         assert row["flatbuffer_bytes"] > 0 and row["host_latency_ms"] > 0
-    assert twin["binary_convolutions"] == 0
-    assert bireal["binary_convolutions"]["lce_bconv2d"] == 16 == bireal["binary_convolutions"]["keras"]
+    assert twin_run["binary_convolutions"] == 0
+    assert bireal_run["binary_convolutions"]["lce_bconv2d"] == 16 == bireal_run["binary_convolutions"]["keras"]
     # 16 binary 3x3 kernels at 1 bit: the bitpacked file is far smaller than the float one.
-    assert bireal["flatbuffer_bytes"] < twin["flatbuffer_bytes"] / 5
+    assert bireal_run["flatbuffer_bytes"] < twin_run["flatbuffer_bytes"] / 5
     # Bi-Real started from the twin's trained weights, as its paper trains it.
-    config = json.loads((tmp_path / "runs" / "bireal18" / "config.json").read_text())
-    assert config["init_from"] == str(tmp_path / "runs" / "resnet18")
+    config = json.loads((tmp_path / "runs" / "bireal18-seed0" / "config.json").read_text())
+    assert config["init_from"] == str(tmp_path / "runs" / "resnet18-seed0")
     assert config["width"] == table["width"] == 16 and config["input_size"] == 14
     assert table["best_binary"] == "Bi-Real"
     assert table["max_flatbuffer_difference_points"] == max(
-        abs(r["top1_difference_points"]) for r in table["rows"])
+        abs(r["runs"][0]["top1_difference_points"]) for r in table["rows"])
 
 
-def test_measurements_accuracy_table_is_the_committed_results_file(monkeypatch):
-    """docs/measurements.md's results table is the rendering of the file the benchmark wrote."""
+def test_second_seed_goes_to_ranked_rows_within_the_margin(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import accuracy
+    from accuracy_rows import close_rows
 
-    result = json.loads((BENCHMARKS / "results" / "accuracy_fashion_mnist.json").read_text())
-    measurements = (REPO / "docs" / "measurements.md").read_text()
-    assert accuracy.markdown_table(result) in measurements
-    assert f"`{result['command']}`" in measurements and result["date"] in measurements
-    assert len(result["rows"]) == 5 and all(r["test_images"] == 10_000 for r in result["rows"])
+    top1 = {"real-valued twin": 0.80, "XNOR-style": 0.760, "Bi-Real": 0.765, "SiMaN": 0.740,
+            "Real-to-Binary stage 2 (binary activations)": 0.762, "Real-to-Binary": 0.7755}
+    # Stage rows before the last are not ranked; 0.5 and 1.05 points apart.
+    assert close_rows(top1, 1.0) == ["XNOR-style", "Bi-Real"]
+    assert close_rows(top1, 1.1) == ["XNOR-style", "Bi-Real", "Real-to-Binary"]
+    assert close_rows(top1, 0.1) == []
+
+
+def test_readme_and_measurements_accuracy_tables_are_the_committed_results_files(monkeypatch):
+    """README's and docs/measurements.md's accuracy tables are the renderings
+    of the results files their markers name, with command, date and machine."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import accuracy_table
+
+    for document in accuracy_table.DOCUMENTS:
+        found = accuracy_table.blocks((REPO / document).read_text())
+        assert found, document
+        for name, body in found:
+            result = json.loads((REPO / name).read_text())
+            assert body == accuracy_table.render(result), (document, name)
+            assert f"`{result['command']}`" in body and result["date"] in body
+            assert all(run["test_images"] == 10_000 for r in result["rows"] for run in r["runs"])
+    assert accuracy_table.main(["--check"]) == 0
 
 
 def test_measurements_training_speed_tables_are_the_committed_results_file(monkeypatch):

@@ -41,7 +41,7 @@ def test_export_proves_every_binary_convolution_is_bitpacked(exported):
 
 def test_deployed_top1_equals_the_keras_top1_on_real_test_images(exported, invoke):
     """On the first 2,500 test images (the whole split: benchmarks/accuracy.py,
-    every method, in benchmarks/results/accuracy_fashion_mnist.json).
+    every method, in benchmarks/results/accuracy_fashion_mnist_14px.json).
 
     "Equal" is judged against rounding noise, not by a fixed bound: LCE's
     different float rounding flips a few small-margin predictions either way,
@@ -241,3 +241,16 @@ def test_a_larq_zoo_model_file_loads_and_exports(tmp_path, runs_dir):
     tflite, report = export.export_model(path, parity_images=32)
     assert report["binary_convolutions"] == {"keras": 1, "lce_bconv2d": 1, "not_bitpacked": []}
     assert report["parity"]["noise_floor"]["faithful"]
+
+
+def test_paired_top5_counts_the_true_class_among_each_models_five_best():
+    labels = np.array([0, 1, 2])
+    keras = np.array([[9, 1, 2, 3, 4, 5, 6],    # top-1 right
+                      [0, 1, 9, 8, 7, 6, 5],    # class 1 sixth: top-5 wrong
+                      [0, 1, 2, 9, 8, 7, 6]], dtype=float)  # class 2 fifth: top-5 right
+    lce = np.array([[0, 9, 8, 7, 6, 5, 4],      # class 0 last: wrong
+                    [0, 2, 9, 8, 7, 6, 5],      # class 1 sixth: wrong
+                    [0, 1, 5, 9, 8, 7, 6]], dtype=float)  # class 2 fifth: top-5 right
+    paired = parity.paired_top1(keras, lce, np.eye(7)[labels])  # one-hot labels too
+    assert (paired["keras_top1"], paired["keras_top5"]) == (1 / 3, 2 / 3)
+    assert (paired["lce_top1"], paired["lce_top5"]) == (0.0, 1 / 3)

@@ -1,6 +1,7 @@
 """A run's history: per epoch and per step, and curves.png drawn from both."""
 
 import json
+import time
 from types import SimpleNamespace
 
 from bnnzoo import runs
@@ -42,8 +43,12 @@ def test_the_recorder_turns_keras_running_means_into_each_steps_loss(tmp_path):
         recorder.on_train_batch_end(batch, {"loss": mean})
     assert [round(r["loss"], 6) for r in recorder.steps] == [3.0, 1.0, 2.0]
     assert [r["fraction"] for r in recorder.steps] == [1 / 3, 2 / 3, 1.0]
+    time.sleep(0.05)
     recorder.on_epoch_end(0, {"loss": 2.0})
     assert history.read_steps(tmp_path) == recorder.steps
+    # The epoch's wall time, what the accuracy table sums per stage.
+    (row,) = history.read_history(tmp_path)
+    assert 0.05 <= row["seconds"] < 5
 
 
 def test_curves_are_redrawn_at_most_every_30_seconds_and_when_training_ends(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ from larq_zoo.training.knowledge_distillation.knowledge_distillation import (
 from bnnzoo import export, runs, zoo
 from bnnzoo.runs import load_model_file
 from bnnzoo.export import flatbuffer
-from bnnzoo.training import recipes, stages
+from bnnzoo.training import recipes, stages, switch
 from bnnzoo.training.distill import TeacherStudent
 from bnnzoo.training.initialise import initialise_from
 from bnnzoo.training.config import TrainConfig, resolve
@@ -281,6 +281,31 @@ def test_stage_plans_and_recipes():
         [1e-3, 1e-3, 1e-4, 1e-5, 1e-6, 1e-6])
     short = recipes.make_schedule(recipe, 1e-3, total_steps=3, steps_per_epoch=3)
     assert [float(short(s)) for s in range(5)] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-5, 1e-6])
+    # The short-run recipe: the same stages, the binary one with alpha_c sign(W) kernels.
+    short_plan = stages.plan(TrainConfig(**{**vars(config), "recipe": vars(
+        recipes.get_recipe("real2bin_short")).copy()}), "/runs/r")
+    assert [s.variant for _, s in short_plan] == [
+        "real", "soft_activations", "binary_activations", "magnitude_weights"]
+    assert short_plan[-1][1].learning_rate == pytest.approx(2e-4)
+
+
+def test_magnitude_weights_switch_keeps_the_outputs_and_exports_bitpacked():
+    """From real weights to alpha_c sign(W) in the gated net: each binary
+    convolution's least-squares magnitude s_c is 1, so the switch changes no
+    scale, where sign(W) multiplies the outputs by 1/s_c (>> 1)."""
+    real = variant(zoo.get_model("real2bin", **SMALL), "binary_activations")
+    scaled = variant(zoo.get_model("real2bin", **SMALL), "magnitude_weights")
+    plain = zoo.get_model("real2bin", **SMALL)
+    for target in (scaled, plain):
+        initialise_from(target, real)
+    s_scaled, s_plain = (np.concatenate([switch.magnitude(layer) for layer in
+                                         switch.switched_convolutions(target, real)])
+                         for target in (scaled, plain))
+    np.testing.assert_allclose(s_scaled, 1.0, rtol=1e-5)
+    assert np.median(1 / s_plain) > 5
+    # alpha_c folds into LceBconv2d's multiplier: every binary convolution bitpacked.
+    buf = export.export_flatbuffer(scaled, "arm64")
+    assert flatbuffer.operator_histogram(buf)["LceBconv2d"] == 16
 
 
 def test_real2bin_decay_reaches_conv_and_dense_kernels_only():

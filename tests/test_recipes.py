@@ -30,6 +30,22 @@ def test_bireal18_defaults_to_the_papers_recipe():
     assert config.precision in ("float32", "bfloat16")  # training.hardware's detection
 
 
+def test_a_named_recipe_replaces_the_models_and_keeps_its_stages():
+    paper = resolve(TrainConfig(model="siman_resnet18", batch_size=128), fake_data())
+    short = resolve(TrainConfig(model="siman_resnet18", recipe="siman_short", batch_size=128),
+                    fake_data())
+    assert paper.recipe["name"] == "siman_imagenet" and short.recipe["name"] == "siman_short"
+    # The paper's 0.1 at batch 512 scales to 0.025 at 128; the short recipe keeps 0.1.
+    assert paper.learning_rate == pytest.approx(0.025) and short.learning_rate == pytest.approx(0.1)
+    assert short.recipe["optimizer"] == "sgd" and short.epochs == 2
+    # Resolved again (a stage, a resumed run), the stored fields are the recipe.
+    assert resolve(short, fake_data()).recipe == short.recipe
+    with pytest.raises(ValueError, match="not its stages"):
+        resolve(TrainConfig(model="siman_resnet18", recipe="real2bin_baseline"), fake_data())
+    with pytest.raises(KeyError, match="Unknown recipe"):
+        resolve(TrainConfig(model="siman_resnet18", recipe="nope"), fake_data())
+
+
 @pytest.mark.parametrize("xla", ["on", "off"])
 def test_compiled_model_uses_adam_label_smoothing_and_the_configs_xla(xla):
     config = resolve(TrainConfig(model="bireal18", batch_size=8, epochs=2, input_size=8, xla=xla),

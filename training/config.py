@@ -7,7 +7,7 @@ stage's (``training.stages``).
 """
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 from bnnzoo import datasets, zoo
 
@@ -20,7 +20,8 @@ DEFAULT_LARGE_INPUT = 224
 class TrainConfig:
     """Everything that defines a run; stored as the run's ``config.json``.
 
-    ``None`` fields are filled in from the model's recipe and the dataset.
+    ``None`` fields are filled in from the model's recipe (or the one named by
+    ``recipe``) and the dataset.
     """
 
     model: str
@@ -52,8 +53,9 @@ class TrainConfig:
     int8_edges: bool = False  # int8 ranges at the float layers (zoo.int8_edges): the int8 stage
     calibration_images: int = 512  # with int8_edges: training images that calibrate the ranges
     options: Optional[dict] = None  # the OVERRIDABLE options as typed: what --resume checks
+    # A recipe's name (training.recipes) instead of the model's; resolve() fills in its fields.
+    recipe: Union[None, str, dict] = None
     # Filled in by resolve():
-    recipe: Optional[dict] = None
     input_shape: Optional[Tuple[int, int, int]] = None
     num_classes: Optional[int] = None
     train_examples: Optional[int] = None
@@ -80,7 +82,8 @@ def config_from_dict(stored: dict) -> TrainConfig:
 OVERRIDABLE = ("dataset", "data_dir", "input_size", "epochs", "steps_per_epoch",
                "batch_size", "learning_rate", "weight_decay", "label_smoothing",
                "validation_steps", "xla", "precision", "seed", "init_from", "variant",
-               "batchnorm_only", "two_step", "recalibrate_bn", "width", "stage", "teacher")
+               "batchnorm_only", "two_step", "recalibrate_bn", "width", "stage", "teacher",
+               "recipe")
 
 
 def typed_options(config: TrainConfig) -> dict:
@@ -91,7 +94,13 @@ def typed_options(config: TrainConfig) -> dict:
 
 def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:
     """Fill the ``None`` fields from the recipe and the dataset."""
-    recipe = recipes.get_recipe(zoo.model_entry(config.model).recipe)
+    own = zoo.model_entry(config.model).recipe
+    recipe = recipes.chosen_recipe(own, config.recipe)
+    staging = recipes.get_recipe(own).stages
+    if recipe.stages != staging:
+        raise ValueError(f"The recipe {recipe.name} trains {recipe.stages or 'in one stage'}, "
+                         f"{config.model}'s own ({own}) {staging or 'in one stage'}: a recipe "
+                         "may change how a model trains, not its stages.")
     c = dataclasses.replace(config)
     c.recipe = dataclasses.asdict(recipe)
     if c.precision == "auto" and c.strategy == "multi-worker":

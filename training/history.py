@@ -122,8 +122,9 @@ def _learning_rate(optimizer) -> float:
 
 
 class HistoryRecorder(tf.keras.callbacks.Callback):
-    """Append each finished epoch's logs (and learning rate) to the run's
-    history, and each training step's loss and learning rate to its steps."""
+    """Append each finished epoch's logs (learning rate, and ``seconds``: the
+    epoch's wall time, validation included) to the run's history, and each
+    training step's loss and learning rate to its steps."""
 
     def __init__(self, run_dir: Path, initial_epoch: int, steps_per_epoch: int = 0):
         super().__init__()
@@ -131,11 +132,12 @@ class HistoryRecorder(tf.keras.callbacks.Callback):
         self.history = [r for r in read_history(run_dir) if r["epoch"] < initial_epoch]
         self.steps = [r for r in read_steps(run_dir) if r["epoch"] < initial_epoch]
         self.steps_per_epoch = steps_per_epoch
-        self.epoch, self.mean = 0, None
+        self.epoch, self.mean, self.started = 0, None, time.perf_counter()
         self.plotted = time.monotonic()  # the first epoch's curves wait as the others do
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.mean = epoch, None
+        self.started = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         mean = (logs or {}).get("loss")
@@ -153,6 +155,7 @@ class HistoryRecorder(tf.keras.callbacks.Callback):
         row = {"epoch": epoch}
         row.update({k: float(v) for k, v in (logs or {}).items()})
         row["learning_rate"] = _learning_rate(self.model.optimizer)
+        row["seconds"] = round(time.perf_counter() - self.started, 3)
         self.history.append(row)
         plot = time.monotonic() - self.plotted >= PLOT_EVERY_SECONDS
         write_history(self.run_dir, self.history, self.steps, plot=plot)

@@ -48,7 +48,7 @@ PROGRESSIVE = (("stage0-real", "real"), ("stage1-soft", "soft_activations"),
 
 def kind(config) -> str:
     """"two_step", "progressive" or "" (a single run) for ``config``."""
-    stages = recipes.get_recipe(zoo.model_entry(config.model).recipe).stages
+    stages = recipes.chosen_recipe(zoo.model_entry(config.model).recipe, config.recipe).stages
     if config.two_step and stages == "progressive":
         raise ValueError(f"{config.model} trains by its progressive teacher-student stages; "
                          "--two-step is for single-stage recipes.")
@@ -82,7 +82,8 @@ def _stages(config, run_dir: Path) -> List[Tuple[str, object]]:
                       base, variant="binary", init_from=str(run_dir / "step1-binary-activations")))]
     name, last = stages[-1]
     stages[-1] = (name, dataclasses.replace(
-        last, learning_rate=last.learning_rate * recipe.final_stage_lr_factor,
+        last, variant=recipe.final_stage_variant,
+        learning_rate=last.learning_rate * recipe.final_stage_lr_factor,
         weight_decay=(last.weight_decay if recipe.final_stage_weight_decay is None
                       else recipe.final_stage_weight_decay)))
     if config.recalibrate_bn:

@@ -12,6 +12,13 @@ swapped, built as a fresh clone (weights are then copied by structure, see
 * ``real``: no quantizers at all (identity activations, real weights, zero
   padding): the same architecture as a real-valued network, Real-to-Binary's
   stage-0 teacher;
+* ``magnitude_weights``: binary, the kernels
+  \\( \\alpha_c \\operatorname{sign}(W) \\) with
+  \\( \\alpha_c = \\operatorname{mean}_c |W| \\) (Bi-Real's magnitude-aware sign,
+  XNOR-Net's analytic weight scale; LCE folds \\( \\alpha_c \\) into
+  ``LceBconv2d``'s multiplier): the fully binary stage of a net with no
+  per-channel scale after its binary convolutions (``real2bin``'s gates) starts
+  where its real-weight stage ended (``training.switch``: \\( s_c = 1 \\));
 * ``unscaled_weights``: \\( \\alpha_c \\operatorname{sign}(W) \\) replaced by
   \\( \\operatorname{sign}(W) \\), for the optional BatchNorm-only recalibration
   after dropping the weight scale (the official Bi-Real code).
@@ -56,6 +63,8 @@ VARIANTS: Dict[str, Callable[[tf.keras.Model], tf.keras.Model]] = {
     "real": lambda model: with_quantizers(model, input_quantizer=None, kernel_quantizer=None,
                                           kernel_constraint=None, pad_values=0.0),
     "unscaled_weights": lambda model: with_quantizers(model, kernel_quantizer="ste_sign"),
+    "magnitude_weights": lambda model: with_quantizers(
+        model, kernel_quantizer="bireal_magnitude_aware_sign"),
 }
 
 
