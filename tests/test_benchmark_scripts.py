@@ -32,7 +32,7 @@ def test_one_command_plans_every_benchmark_and_quick_never_touches_committed_res
     assert all(f"--output {results / 'quick'}/" in line for line in quick)
     assert "--family siman" in full[4] and "--family real2bin" in full[5]
     assert quick[6].split()[2] == "--quick" and "--quick" in quick[-1].split()  # accuracy, readme
-    assert quick[8].split()[2] == "--quick" and "--quick" not in full[8].split()  # int8_edges
+    assert quick[9].split()[2] == "--quick" and "--quick" not in full[9].split()  # int8_edges
     elsewhere = _script("run_all.py", "--dry-run", "--quick", "--only", "accuracy",
                         "--output-dir", tmp_path).stdout.split()
     assert elsewhere[elsewhere.index("--output") + 1] == str(tmp_path / "accuracy_fashion_mnist.json")
