@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
+from bnnzoo import atomic
+
 from accuracy_rows import BEST_BINARY_GAP_AIM, BY_NAME, FLATBUFFER_AIM, ORDER_AIMS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -149,7 +151,7 @@ def main(argv=None) -> int:
         if updated != text:
             stale.append(document)
             if args.write is not None:
-                path.write_text(updated)
+                atomic.write_text(path, updated)
     if args.check and stale:
         print(f"Not the rendering of their results files: {', '.join(stale)} "
               "(python benchmarks/accuracy_table.py --write)", file=sys.stderr)
