@@ -20,27 +20,14 @@ date, machine, versions and figures.
 import argparse
 import datetime
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "int8_edges.json"
-TRAIN = ["train", "bireal18", "--dataset", "fashion_mnist", "--epochs", "2", "--steps-per-epoch",
-         "150", "--batch-size", "32", "--validation-steps", "20"]
-QUICK = ["--steps-per-epoch", "3", "--validation-steps", "2"]  # a smoke run: plumbing only
-
-
-def cli(runs: Path, *args) -> str:
-    env = {**os.environ, "BNNZOO_RUNS": str(runs)}
-    result = subprocess.run([sys.executable, str(REPO / "cli.py"), *map(str, args)], env=env,
-                            capture_output=True, text=True, cwd=runs.parent)
-    if result.returncode:
-        sys.exit(f"{' '.join(map(str, args))} failed:\n{result.stderr[-2000:]}")
-    return result.stdout
+# README's main job and its runner, as readme_job.py (beside this script) runs them.
+from readme_job import QUICK, TRAIN, cli  # noqa: E402
 
 
 def sizes() -> dict:

@@ -35,10 +35,10 @@ QUICK = ["--steps-per-epoch", "3", "--validation-steps", "2"]  # a smoke run: pl
 
 def cli(runs: Path, *args) -> str:
     env = {**os.environ, "BNNZOO_RUNS": str(runs)}
-    result = subprocess.run([sys.executable, str(REPO / "cli.py"), *args], env=env,
+    result = subprocess.run([sys.executable, str(REPO / "cli.py"), *map(str, args)], env=env,
                             capture_output=True, text=True, cwd=runs.parent)
     if result.returncode:
-        sys.exit(f"{' '.join(args)} failed:\n{result.stderr[-2000:]}")
+        sys.exit(f"{' '.join(map(str, args))} failed:\n{result.stderr[-2000:]}")
     return result.stdout
 
 
