@@ -25,17 +25,23 @@ mean's. The machine's load average is recorded beside each row: on a shared
 machine the times are upper bounds.
 
     python benchmarks/accuracy.py                       # 28 px Fashion-MNIST, the committed table
+    python benchmarks/accuracy.py --runs DIR --resume   # continue it where it stopped
     python benchmarks/accuracy.py --input-size 14 --width 16 --epochs 2   # the 14 px table
     python benchmarks/accuracy.py --dataset cifar10 --data-dir ~/data/cifar-10-batches-py --input-size 32
     python benchmarks/accuracy.py --quick --output accuracy-quick.json   # smoke run, minutes
 
-The defaults (28 px, width 16, 3 epochs, batch 128) are sized from the 14 px
-runs of 2026-12-02 (docs/measurements.md, "Sizing the 28 px table") to take
-about 1.2-2 hours on an otherwise idle 2-core x86 VM for one seed of every
-row, 1.5-3 hours with the second seeds of close rows (an estimate from a
-shared machine; the results file records what it took).
-Writes ``benchmarks/results/accuracy_DATASET[_SIZEpx].json`` atomically (the size suffix for sizes other than the dataset's own);
-``--quick`` never writes there unless ``--output`` says so.
+The defaults (28 px, width 16, 3 epochs, batch 128) were sized from the
+14 px runs to take 1.5-3 hours on 2 cores; measured, a run takes about half
+an hour on a 2-core x86 VM that trains in float32, so one seed of every row
+takes about 5-6 hours there and about half of that where training runs in
+bfloat16 (docs/measurements.md, "The 28 px table").
+Writes ``benchmarks/results/accuracy_DATASET[_SIZEpx].json`` atomically (the size suffix for sizes other than the dataset's own)
+after every row, ``"complete": false`` with the rows still to measure until
+the last; ``--quick`` never writes there unless ``--output`` says so.
+``--resume`` continues such a file (same settings): its rows are kept and
+the others measured, their runs resumed from ``--runs`` where they are there
+(a killed run continues from its last epoch). Each run records the machine
+and precision it trained with: a table finished on another machine says so.
 ``accuracy_table.py`` renders the file into README.md and
 docs/measurements.md.
 """
@@ -74,19 +80,20 @@ def train_run(row, seed: int, args, folder: Path, trained: dict) -> tuple:
     if key in trained:
         return trained[key]
     init_from = None
-    if row.init_row:  # the initialising row's run of the same seed, else of the first
-        init = BY_NAME[row.init_row]
-        init_from = trained.get((init.run_key, seed), trained.get((init.run_key, args.seed)))[0]
+    if row.init_row:  # the initialising row's run of the same seed (trained or resumed here)
+        init_from = train_run(BY_NAME[row.init_row], seed, args, folder, trained)[0]
     config = TrainConfig(
         model=row.model, recipe=row.recipe, dataset=args.dataset, data_dir=args.data_dir,
         input_size=args.input_size, width=args.width, epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
         validation_steps=args.validation_steps, xla=args.xla, precision=args.precision,
         seed=seed, init_from=str(init_from) if init_from else None)
+    output = folder / f"{row.run_key}-seed{seed}"
+    resume = (output / "config.json").exists()  # a run of an earlier, killed invocation
     tf.keras.backend.clear_session()
     start = time.perf_counter()
-    run_dir = train(config, output=folder / f"{row.run_key}-seed{seed}", verbose=0)
-    trained[key] = (run_dir, time.perf_counter() - start)
+    run_dir = train(config, output=output, resume=resume, verbose=0)
+    trained[key] = (run_dir, None if resume else time.perf_counter() - start)
     return trained[key]
 
 
@@ -94,10 +101,13 @@ def epoch_seconds(run_dir: Path) -> float:
     return sum(r.get("seconds", 0.0) for r in json.loads((run_dir / "history.json").read_text()))
 
 
-def training_seconds(row, run_dir: Path, wall: float) -> dict:
-    """A run's row: the run's wall time. A stage's row: its own epochs and, as
-    its training time, those of every stage up to it."""
+def training_seconds(row, run_dir: Path, wall) -> dict:
+    """A run's row: the run's wall time (a resumed run: its epochs' seconds).
+    A stage's row: its own epochs and, as its training time, those of every
+    stage up to it."""
     if not row.stage:
+        if wall is None:
+            return {"train_seconds": round(epoch_seconds(run_dir)), "resumed": True}
         return {"train_seconds": round(wall)}
     stages = [r.stage for r in ROWS if r.run_key == row.run_key]
     before = stages[:stages.index(row.stage) + 1]
@@ -142,6 +152,8 @@ def measure(row, seed: int, args, folder: Path, trained: dict) -> dict:
         "flatbuffer_bytes": path.stat().st_size,
         "host_latency_ms": round(latency.avg_us / 1000, 3),
         **training_seconds(row, run_dir, wall),
+        "precision": json.loads((run_dir / "config.json").read_text()).get("precision"),
+        "machine": machine()["cpu"],
         "load_average": [load_before, _load()],
         **exported,
     }
@@ -180,6 +192,8 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 3 steps per epoch, 256 test images, 3 timed inferences")
     parser.add_argument("--output", type=Path)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the results file of an unfinished run of these settings")
     args = parser.parse_args(argv)
     args.rows = [row for row in ROWS if row.name in args.rows]  # the table's order, once each
     names = {row.name for row in args.rows}
@@ -208,6 +222,37 @@ def default_output(args, data) -> Path:
     return RESULTS / f"accuracy_{Path(args.dataset).name}{suffix}.json"
 
 
+SETTINGS = ("dataset", "width", "input_size", "epochs", "steps_per_epoch", "batch_size",
+            "validation_steps", "limit", "xla", "precision", "seed")
+
+
+def settings(args) -> dict:
+    return {key: getattr(args, key) for key in SETTINGS} | {"seed_margin_points": args.seed_margin}
+
+
+def resumed(parser, args, output: Path) -> dict:
+    """``--resume``: the unfinished results file at ``output``, checked to have
+    been measured with these settings."""
+    if not output.exists():
+        parser.error(f"--resume continues {output}, which does not exist.")
+    previous = json.loads(output.read_text())
+    differing = [key for key, value in settings(args).items() if previous.get(key) != value]
+    if differing:
+        parser.error(f"{output} was measured with other {', '.join(differing)}: name the "
+                     "same options to resume it, or start it again without --resume.")
+    if previous.get("complete", True):
+        parser.error(f"{output} is complete: nothing to resume.")
+    return previous
+
+
+def public(argv) -> list:
+    """The command line as the results file records it: where the runs were
+    kept (``--runs``) is this machine's business, not the table's."""
+    argv = [str(a) for a in argv]
+    return [("DIR" if i and argv[i - 1] == "--runs" else a.split("=")[0] + "=DIR"
+             if a.startswith("--runs=") else a) for i, a in enumerate(argv)]
+
+
 def main(argv=None):
     parser, args = parse_args(argv)
     try:
@@ -215,39 +260,60 @@ def main(argv=None):
     except datasets.DatasetNotFound as err:
         parser.exit(1, f"{err}\n")
     output = args.output or default_output(args, data)
+    previous = resumed(parser, args, output) if args.resume else None
+    command = shlex.join(["python", "benchmarks/accuracy.py", *public(
+        sys.argv[1:] if argv is None else argv)])
 
     measured = {row.name: [] for row in args.rows}
+    spent, resumptions = 0, []
+    if previous:  # its rows are kept; the command is the one that started the table
+        for row in previous["rows"]:
+            if row["row"] in measured:
+                measured[row["row"]] = row["runs"]
+        spent = previous["total_seconds"]
+        resumptions = previous.get("resumed", []) + [
+            {"command": command, "date": datetime.date.today().isoformat(),
+             "machine": machine()["cpu"]}]
+        command = previous["command"]
     start = time.perf_counter()
+
+    def write(complete: bool, again: list) -> dict:
+        done = [row for row in args.rows if measured[row.name]]
+        result = {
+            "benchmark": "accuracy of every method, Keras and LCE flatbuffer, one compact ResNet-18",
+            "command": command, "date": datetime.date.today().isoformat(), "machine": machine(),
+            "versions": bnn_runs.package_versions(),
+            **settings(args), "second_seed_rows": again,
+            "complete": complete,
+            "pending": [row.name for row in args.rows if not measured[row.name]],
+            "rows": [{**describe(row), "runs": measured[row.name]} for row in done],
+            "total_seconds": spent + round(time.perf_counter() - start),
+            **({"resumed": resumptions} if resumptions else {}),
+        }
+        if done:
+            result.update(summarise(result))
+        atomic.write_json(output, result)
+        return result
+
     with tempfile.TemporaryDirectory() as temporary:
         folder = args.runs or Path(temporary)
         trained = {}
         for row in args.rows:
+            if measured[row.name]:
+                continue
             print(f"{row.name} ({row.model}, seed {args.seed}) ...", flush=True)
             measured[row.name].append(measure(row, args.seed, args, folder, trained))
+            write(False, [])
         top1 = {name: runs[0]["keras_top1"] for name, runs in measured.items()}
         again = close_rows(top1, args.seed_margin) if args.seed_margin > 0 else []
         # A second seed of a stage row retrains its whole run: every row of it gets one.
         again_keys = {BY_NAME[name].run_key for name in again}
         for row in args.rows:
-            if row.run_key in again_keys:
+            if row.run_key in again_keys and len(measured[row.name]) < 2:
                 print(f"{row.name}: second seed ({args.seed + 1}) ...", flush=True)
                 measured[row.name].append(measure(row, args.seed + 1, args, folder, trained))
-    rows = [{**describe(row), "runs": measured[row.name]} for row in args.rows]
-    result = {
-        "benchmark": "accuracy of every method, Keras and LCE flatbuffer, one compact ResNet-18",
-        "command": shlex.join(["python", "benchmarks/accuracy.py",
-                               *(sys.argv[1:] if argv is None else argv)]),
-        "date": datetime.date.today().isoformat(), "machine": machine(),
-        "versions": bnn_runs.package_versions(),
-        "dataset": args.dataset, "width": args.width, "input_size": args.input_size,
-        "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
-        "batch_size": args.batch_size, "xla": args.xla, "precision": args.precision,
-        "seed": args.seed, "seed_margin_points": args.seed_margin,
-        "second_seed_rows": again, "rows": rows,
-        "total_seconds": round(time.perf_counter() - start),
-    }
-    result.update(summarise(result))
-    atomic.write_json(output, result)
+                write(False, again)
+    result = write(True, again)
     from accuracy_table import markdown_table
 
     print(markdown_table(result))

@@ -116,10 +116,26 @@ def render(result: dict) -> str:
              f"{result['seed_margin_points']:g} point of another row)"
              if result["second_seed_rows"] else "; no two ranked rows within "
              f"{result['seed_margin_points']:g} point, one seed each")
-    return (f"`{result['command']}` ({result['date']}, {m['cpu']}, {m['cores']} cores): "
+    if not result.get("complete", True):
+        seeds = ""  # decided when every row is measured
+    runs = [run for row in result["rows"] for run in row["runs"]]
+    trained = sorted({(run.get("machine", m["cpu"]), run["precision"])
+                      for run in runs if "precision" in run})  # older files: not recorded
+    where = "; trained on " + ", ".join(f"{cpu} in {precision}" for cpu, precision in trained) \
+        if trained else ""
+    resumed = "".join(f"; resumed by `{r['command']}` ({r['date']}, {r['machine']})"
+                      for r in result.get("resumed", []))
+    unfinished = ""
+    if not result.get("complete", True):
+        pending = ", ".join(result["pending"]) or "second seeds"
+        unfinished = (f"**Unfinished**: still to measure: {pending} (`{result['command']} "
+                      "--resume` continues it). The aims below are judged on the rows "
+                      "measured so far.\n\n")
+    return (f"`{result['command']}` ({result['date']}, {m['cpu']}, {m['cores']} cores{resumed}): "
             f"{result['dataset']} at {result['input_size']} px, width {result['width']}, "
             f"{result['epochs']} epochs per run and per stage at batch {result['batch_size']}, "
-            f"{result['rows'][0]['runs'][0]['test_images']:,} test images{seeds}.\n\n"
+            f"{result['rows'][0]['runs'][0]['test_images']:,} test images{seeds}{where}.\n\n"
+            f"{unfinished}"
             f"{markdown_table(result)}\n\n{aims_lines(result)}\n")
 
 

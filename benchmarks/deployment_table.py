@@ -6,9 +6,15 @@ dense layers rewritten as 1x1 binary convolutions and converted by
 ``bnnzoo.export.export_flatbuffer`` for arm64, as ``cli.py export`` does:
 
 * ``flatbuffer_bytes``: the file with float edges (the non-binary layers in float32);
-* ``int8_edges_bytes``: the file with int8 edges, from ``export_flatbuffer``'s
-  ``int8`` option where the installed bnnzoo has one, else ``null`` with the
-  reason in ``int8_edges_note``;
+* ``int8_edges_bytes``: the file with int8 edges, as ``cli.py export --int8``
+  converts a run's int8 stage: ranges around the float layers
+  (``zoo.int8_edges``) calibrated on ``CALIBRATION_IMAGES`` uniform(-1, 1)
+  inputs (``training.calibration``; the file's size depends on its tensors'
+  types, not on the ranges' values), kernels on the device's int8 grid, and
+  the same checks as ``export --int8`` (``export.report.check_report``): every
+  real-valued layer int8, no float arithmetic left between int8 layers, every
+  binary layer ``LceBconv2d``. ``int8_edges`` holds the file's int8 and float
+  operator counts; ``int8_edges_note`` says what failed, else ``null``;
 * ``binary_mac_share``, ``binary_macs``, ``float_macs``: read from the flatbuffer;
 * ``binary_layers`` (1-bit input and kernel, in Keras, binary dense layers
   included), ``lce_bconv2d`` (bitpacked in the file), ``not_bitpacked``, and
@@ -27,11 +33,17 @@ row). The deep Bi-Real nets and their twins (101, 152) run last.
     python benchmarks/deployment_table.py
     python benchmarks/deployment_table.py --models quicknet,xnornet --runs 10
     python benchmarks/deployment_table.py --markdown      # README's table from the results file
+    python benchmarks/deployment_table.py --int8-only     # only the int8-edges column, into the file
+
+``--int8-only`` measures only the int8-edges column (sizes and operator
+counts, which depend on the versions, not on the machine) and writes it
+into the results file's rows, keeping their other columns.
 
 Writes ``benchmarks/results/deployment_table.json`` atomically after every row.
 With ``--models``, an existing results file of the same settings (input,
-classes, threads, runs) keeps its other rows: the named ones are measured
-again or added, and the run is listed under ``reruns``.
+classes, threads, runs) and package versions keeps its other rows: the named
+ones are measured again or added, and the run is listed under ``reruns``
+(a row measured on another machine than the table's names it).
 """
 
 import argparse
@@ -51,6 +63,7 @@ from bnnzoo import atomic, zoo
 
 RESULTS = Path(__file__).parent / "results" / "deployment_table.json"
 SIDE, CLASSES = 224, 1000
+CALIBRATION_IMAGES = 32
 LAST = ("bireal101", "bireal152", "resnet101", "resnet152")  # the slowest, run after the others
 #: registry models that are larq-zoo's networks although the zoo builds them itself
 PUBLISHED_AS = {"bireal18": "larq_zoo.literature.BiRealNet",
@@ -82,14 +95,56 @@ def published(name: str):
             **dict(zip(keys, values))}
 
 
-def int8_flatbuffer(model):
-    """(bytes, note): the int8-edge flatbuffer if ``export_flatbuffer`` has an
-    ``int8`` option, else (None, why not)."""
-    from bnnzoo.export import export_flatbuffer
+def int8_column(model) -> dict:
+    """The int8-edges fields of ``model``'s row (module docstring). Puts the
+    model's float kernels on the int8 grid: measure the float file first."""
+    import numpy as np
 
-    if "int8" not in inspect.signature(export_flatbuffer).parameters:
-        return None, "export_flatbuffer has no int8 option in this version of bnnzoo"
-    return export_flatbuffer(model, "arm64", int8=True), None
+    from bnnzoo.export import export_flatbuffer, export_report
+    from bnnzoo.export.convert import ConversionError
+    from bnnzoo.export.int8_weights import on_int8_grid
+    from bnnzoo.export.report import ExportError, check_report
+    from bnnzoo.training.calibration import calibrate
+    from bnnzoo.zoo.int8_edges import with_int8_edges
+
+    int8 = with_int8_edges(model)
+    shape = (CALIBRATION_IMAGES, *model.input_shape[1:])
+    images = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+    calibrate(int8, [(images[i:i + 8], None) for i in range(0, len(images), 8)])
+    on_int8_grid(int8)
+    try:
+        buf = export_flatbuffer(int8, "arm64")
+    except ConversionError as err:
+        return {"int8_edges_bytes": None, "int8_edges": None, "int8_edges_note": str(err)[:300]}
+    report = {**export_report(int8, buf), "int8_edges": True}
+    try:
+        check_report(report)
+        problem = None
+    except ExportError as err:
+        problem = str(err)
+    precision = report["precision"]
+    return {"int8_edges_bytes": len(buf), "int8_edges_note": problem,
+            "int8_edges": {"int8_operators": precision["int8_operators"],
+                           "float_operators": precision["float_operators"],
+                           "float": precision["float"],
+                           "lce_bconv2d": report["binary_convolutions"]["lce_bconv2d"]}}
+
+
+def build(name: str, side: int, classes: int):
+    """(model, the model with binary dense layers as 1x1 binary convolutions, the
+    Keras side's fields of the row)."""
+    from bnnzoo.export.dense_as_conv import binary_dense_as_conv
+    from bnnzoo.zoo.binary_layers import binary_layers, binary_operations
+
+    model = zoo.get_model(name, input_shape=(side, side, 3), num_classes=classes)
+    converted, dense = binary_dense_as_conv(model)
+    keras = {"model": name, "larq_zoo": zoo.model_entry(name).larq_zoo or None,
+             "params": int(model.count_params()),
+             "binary_layers": len(binary_operations(model)),
+             "binary_weight_only_layers": len(binary_layers(model)) - len(binary_operations(model)),
+             "binary_dense_rewritten": len(dense),
+             "not_bitpacked": [], "published": published(name)}
+    return model, converted, keras
 
 
 def measure(name: str, side: int, classes: int, runs: int, threads: int,
@@ -102,16 +157,8 @@ def measure(name: str, side: int, classes: int, runs: int, threads: int,
     from bnnzoo.export import export_flatbuffer, export_report
     from bnnzoo.export.benchmark import host_benchmark
     from bnnzoo.export.convert import ConversionError
-    from bnnzoo.export.dense_as_conv import binary_dense_as_conv
-    from bnnzoo.zoo.binary_layers import binary_layers, binary_operations
 
-    model = zoo.get_model(name, input_shape=(side, side, 3), num_classes=classes)
-    converted, dense = binary_dense_as_conv(model)
-    keras = {"model": name, "larq_zoo": zoo.model_entry(name).larq_zoo or None,
-             "params": int(model.count_params()),
-             "binary_layers": len(binary_operations(model)),
-             "binary_weight_only_layers": len(binary_layers(model)) - len(binary_operations(model)),
-             "not_bitpacked": [], "published": published(name)}
+    model, converted, keras = build(name, side, classes)
     announce(keras)
     start = time.perf_counter()
     try:
@@ -120,7 +167,6 @@ def measure(name: str, side: int, classes: int, runs: int, threads: int,
         return {**keras, "error": str(err), "note": note(keras)}
     seconds = time.perf_counter() - start
     report = export_report(converted, buf)
-    int8, int8_note = int8_flatbuffer(converted)
     with tempfile.TemporaryDirectory(prefix="bnnzoo-deploy-") as folder:
         path = Path(folder) / f"{name}.tflite"
         path.write_bytes(buf)
@@ -129,12 +175,9 @@ def measure(name: str, side: int, classes: int, runs: int, threads: int,
     row = {
         **keras,
         "flatbuffer_bytes": len(buf),
-        "int8_edges_bytes": None if int8 is None else len(int8),
-        "int8_edges_note": int8_note,
         "binary_mac_share": report["macs"]["binary_share"],
         "binary_macs": report["macs"]["binary"],
         "float_macs": report["macs"]["float"],
-        "binary_dense_rewritten": len(dense),
         "lce_bconv2d": bconv["lce_bconv2d"],
         "not_bitpacked": bconv["not_bitpacked"],
         "operators": report["operators"],
@@ -142,6 +185,7 @@ def measure(name: str, side: int, classes: int, runs: int, threads: int,
         "latency_ms": timing.avg_us / 1000,
         "latency_min_ms": timing.min_us / 1000, "latency_max_ms": timing.max_us / 1000,
     }
+    row.update(int8_column(converted))  # after the float file and its timing
     row["note"] = note(row)
     del model, converted
     tf.keras.backend.clear_session()
@@ -173,13 +217,39 @@ def render(table: dict) -> str:
             lines.append(f"| `{row['model']}` | failed: {row['error']} | | | "
                          f"- / {row.get('binary_layers', '?')} | | {quoted} |")
             continue
-        int8 = f"{row['int8_edges_bytes'] / 1e6:.2f} MB" if row["int8_edges_bytes"] else "-"
+        int8 = f"{row['int8_edges_bytes'] / 1e6:.2f} MB" if row.get("int8_edges_bytes") else "-"
+        if row.get("int8_edges_note") and row.get("int8_edges_bytes"):
+            int8 += " (see below)"
         lines.append(
             f"| `{row['model']}` | {row['flatbuffer_bytes'] / 1e6:.2f} MB | {int8} "
             f"| {100 * row['binary_mac_share']:.1f} % | {row['lce_bconv2d']} / {row['binary_layers']} "
-            f"| {row['latency_ms']:.0f} ms | {quoted} |")
+            f"| {row['latency_ms']:.0f} ms{' (*)' if 'machine' in row else ''} | {quoted} |")
     notes = [f"- `{row['model']}`: {row['note']}." for row in table["rows"] if row.get("note")]
+    others = sorted({row["machine"]["cpu"] + ("" if row["machine"].get("native_bf16")
+                                              else " without native bfloat16")
+                     for row in table["rows"] if "machine" in row})
+    if others:
+        notes.append(f"- (*) measured again later on another machine ({', '.join(others)}): "
+                     "compare its latency with care.")
+    unmeasured = [row["model"] for row in table["rows"]
+                  if "error" not in row and "int8_edges" not in row]  # rows older than the column
+    notes += [f"- `{row['model']}`, int8 edges: {_short(row['int8_edges_note'])}."
+              for row in table["rows"] if row.get("int8_edges_note") and "error" not in row
+              and row["model"] not in unmeasured]
+    if unmeasured:
+        notes.append(f"- int8 edges not measured yet: {', '.join(f'`{m}`' for m in unmeasured)} "
+                     f"(`python benchmarks/deployment_table.py --int8-only --models "
+                     f"{','.join(unmeasured)}`).")
     return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def _short(note: str) -> str:
+    """A check's message without its list of operator names (the file has them)."""
+    head, _, names = note.partition(" with --int8: ")
+    if names and len(note) > 160:
+        first = names.split(", ")[0]
+        return f"{head} with --int8 (the first: `{first}`; all in the results file)"
+    return note.rstrip(".")
 
 
 def main(argv=None):
@@ -192,6 +262,8 @@ def main(argv=None):
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--markdown", action="store_true",
                         help="print the results file as README's table and exit")
+    parser.add_argument("--int8-only", action="store_true",
+                        help="measure only the int8-edges column into the results file's rows")
     parser.add_argument("--row", help=argparse.SUPPRESS)  # one model, its row as JSON on stdout
     args = parser.parse_args(argv)
 
@@ -200,6 +272,9 @@ def main(argv=None):
         return
     if args.runs < 1 or args.threads < 1:
         parser.error("--runs and --threads must be at least 1")
+    if args.row and args.int8_only:
+        print(json.dumps(int8_column(build(args.row, args.input_size, args.num_classes)[1])))
+        return
     if args.row:
         row = measure(args.row, args.input_size, args.num_classes, args.runs, args.threads,
                       announce=lambda keras: print(json.dumps(keras), flush=True))
@@ -213,6 +288,8 @@ def main(argv=None):
                 "num_classes": args.num_classes, "threads": args.threads, "runs": args.runs}
     command = " ".join(["python benchmarks/deployment_table.py",
                         *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
+    if args.int8_only:
+        return int8_only(parser, args, names, command)
     table = _previous(args.output, settings) if args.models else None
     if table is not None:
         table["rows"] = [row for row in table["rows"] if row["model"] not in names]
@@ -247,12 +324,55 @@ def main(argv=None):
             if "binary_layers" in keras:
                 row["note"] = note(keras)
             print(f"{name:<22} FAILED: {tail}", flush=True)
+        if table["machine"] != _machine():  # its latency is another machine's
+            row["machine"] = _machine()
         table["rows"].append(row)
         table["rows"].sort(key=lambda row: ordered(zoo.list_models()).index(row["model"]))
         atomic.write_json(args.output, table)
     failed = [row["model"] for row in table["rows"] if "error" in row]
     print(f"{len(table['rows']) - len(failed)} rows -> {args.output}"
           + (f"; failed: {', '.join(failed)}" if failed else ""))
+    if failed:
+        sys.exit(1)
+
+
+def int8_only(parser, args, names, command) -> None:
+    """``--int8-only``: the int8-edges fields of ``names``' rows of the results
+    file, each measured in a process of its own; the other columns stay."""
+    if not args.output.exists():
+        parser.error(f"--int8-only fills the rows of {args.output}, which does not exist: "
+                     "measure the table first.")
+    table = json.loads(args.output.read_text())
+    if (table["input_shape"] != [args.input_size, args.input_size, 3]
+            or table["num_classes"] != args.num_classes or table["versions"] != _versions()):
+        parser.error(f"{args.output} was measured at another input size, class count or "
+                     "with other package versions: its sizes would not compare.")
+    rows = {row["model"]: row for row in table["rows"] if "error" not in row}
+    rerun = {"command": command, "date": datetime.date.today().isoformat(), "machine": _machine(),
+             "models": [], "columns": ["int8 edges"]}  # the models measured, as they are
+    table.setdefault("reruns", []).append(rerun)
+    for name in ordered([name for name in names if name in rows]):
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, __file__, "--row", name, "--int8-only", "--input-size",
+             str(args.input_size), "--num-classes", str(args.num_classes)],
+            capture_output=True, text=True)
+        if done.returncode == 0:
+            fields = json.loads(done.stdout.strip().splitlines()[-1])
+        else:
+            lines = done.stderr.strip().splitlines() or ["no output"]
+            why = ([line for line in lines if "Error" in line] or lines)[-1]
+            if done.returncode < 0:
+                why = f"killed by signal {-done.returncode}"
+            fields = {"int8_edges_bytes": None, "int8_edges": None, "int8_edges_note": why[:300]}
+        rows[name].update(fields)
+        rerun["models"].append(name)
+        size = f"{fields['int8_edges_bytes']:>12,} bytes" if fields["int8_edges_bytes"] else "failed"
+        print(f"{name:<22} int8 edges {size}  {fields['int8_edges_note'] or 'checked'}  "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)
+        atomic.write_json(args.output, table)
+    failed = [name for name in names if name in rows and rows[name]["int8_edges_bytes"] is None]
+    print(f"int8 edges -> {args.output}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     if failed:
         sys.exit(1)
 
@@ -279,8 +399,8 @@ def _previous(path: Path, settings: dict):
     table = json.loads(path.read_text())
     if any(table.get(key) != value for key, value in settings.items()):
         return None
-    if table.get("machine") != _machine() or table.get("versions") != _versions():
-        return None  # another machine or other versions: rows would not compare
+    if table.get("versions") != _versions():
+        return None  # other versions: sizes and operators would not compare
     return table
 
 

@@ -59,6 +59,8 @@ def quantize_large_kernels(model: tf.keras.Model) -> Tuple[tf.keras.Model, List[
     for old, new in zip(model.layers, rewritten.layers):
         weights = old.get_weights()
         if old.name in names:
-            weights[0] = old.kernel_quantizer(old.kernel).numpy()
+            # The latent kernel's value: a quantizer with a custom gradient (larq's
+            # ste_sign) refuses a variable as its input when called eagerly.
+            weights[0] = old.kernel_quantizer(tf.constant(old.kernel.numpy())).numpy()
         new.set_weights(weights)
     return rewritten, names

@@ -68,13 +68,18 @@ class Int8Range(tf.keras.layers.Layer):
             calibration measures; the model input's layer for the input).
         same_as: name of another ``Int8Range`` whose range this one takes
             (an average pooling's output has its input's range on the device).
+        shares: name of another ``Int8Range`` with which this one shares a
+            single range, the union of both tensors' (a concatenation's inputs
+            and output have one scale on the device: TFLite's int8
+            CONCATENATION requires it).
     """
 
-    def __init__(self, quantizes: str = "", same_as: str = "", **kwargs):
+    def __init__(self, quantizes: str = "", same_as: str = "", shares: str = "", **kwargs):
         kwargs.setdefault("dtype", "float32")  # the levels s*k are exact only in float32
         super().__init__(**kwargs)
         self.quantizes = quantizes
         self.same_as = same_as
+        self.shares = shares
 
     def build(self, input_shape):
         self.range_min = self.add_weight("range_min", shape=(), initializer=tf.constant_initializer(-6.0),
@@ -108,7 +113,8 @@ class Int8Range(tf.keras.layers.Layer):
         self.range_max.assign(high)
 
     def get_config(self):
-        return {**super().get_config(), "quantizes": self.quantizes, "same_as": self.same_as}
+        return {**super().get_config(), "quantizes": self.quantizes, "same_as": self.same_as,
+                "shares": self.shares}
 
 
 def int8_ranges(model: tf.keras.Model):

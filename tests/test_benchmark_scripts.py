@@ -78,6 +78,24 @@ def test_accuracy_rows_on_real_data_keras_against_flatbuffer(tmp_path):
     assert table["best_binary"] == "Bi-Real"
     assert table["max_flatbuffer_difference_points"] == max(
         abs(r["runs"][0]["top1_difference_points"]) for r in table["rows"])
+    assert table["complete"] and table["pending"] == [] and twin_run["precision"] == "float32"
+    assert "--runs DIR" in table["command"] and str(tmp_path / "runs") not in table["command"]
+
+    # Killed after its first row: --resume keeps that row and measures the
+    # other, its finished run resumed (not trained again) from --runs.
+    partial = {**table, "rows": [twin], "complete": False, "pending": ["Bi-Real"]}
+    output.write_text(json.dumps(partial))
+    args = ["--quick", "--rows", "real-valued twin", "Bi-Real", "--input-size", "14",
+            "--seed-margin", "0", "--runs", tmp_path / "runs", "--output", output]
+    assert "other input_size" in _script("accuracy.py", *args[:5], "15", *args[6:], "--resume").stderr
+    result = _script("accuracy.py", *args, "--resume")
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed = json.loads(output.read_text())
+    assert resumed["complete"] and resumed["rows"][0] == twin
+    (again,) = resumed["rows"][1]["runs"]
+    assert again["resumed"] and again["keras_top1"] == bireal_run["keras_top1"]
+    assert resumed["resumed"][0]["command"].endswith("--resume")
+    assert _script("accuracy.py", *args, "--resume").returncode == 2  # complete: nothing to do
 
 
 def test_second_seed_goes_to_ranked_rows_within_the_margin(monkeypatch):
@@ -163,9 +181,29 @@ def test_deployment_table_measures_one_model_and_renders_readmes_table(tmp_path,
     assert row["not_bitpacked"] == [] and 0.9 < row["binary_mac_share"] < 1
     assert row["flatbuffer_bytes"] > 0 and row["latency_ms"] > 0
     assert row["published"] is None and row["note"] is None
-    assert (row["int8_edges_bytes"] is None) == (row["int8_edges_note"] is not None)
+    # int8 edges: the 18 binary convolutions still LceBconv2d (at 32 px the float layers
+    # are too small for int8 to shrink the file); and the export's own check names what
+    # stays float: SiMaN's centred sign subtracts each sample's mean before every binary
+    # convolution, a float SUB between int8 layers.
+    assert row["int8_edges"]["lce_bconv2d"] == 18 and row["int8_edges_bytes"] > 0
+    assert row["int8_edges"]["float"]["SUB"] == 18
+    assert row["int8_edges_note"].startswith("Float arithmetic left between int8 layers "
+                                             "with --int8: 18 SUB")
+    assert "int8 edges: Float arithmetic left" in table_script.render(table)
     assert table["command"].startswith("python benchmarks/deployment_table.py --models")
     assert table["input_shape"] == [32, 32, 3] and table["num_classes"] == 10
+
+    # --int8-only measures that column again into the file, the other columns kept.
+    int8 = {key: row[key] for key in ("int8_edges_bytes", "int8_edges", "int8_edges_note")}
+    row.update(int8_edges_bytes=None, int8_edges=None, int8_edges_note="stale")
+    output.write_text(json.dumps(table))
+    table_script.main(["--int8-only", *small])
+    table = json.loads(output.read_text())
+    assert {key: table["rows"][0][key] for key in int8} == int8
+    assert table["rows"][0]["latency_ms"] == row["latency_ms"]
+    assert table["reruns"][-1]["columns"] == ["int8 edges"]
+    del table["reruns"]
+    output.write_text(json.dumps(table))
 
     # Another model added to the same file (its process replaced by a failed
     # conversion's row, as DoReFa-Net's at 224 px): the first row stays.

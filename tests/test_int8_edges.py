@@ -86,3 +86,48 @@ def test_int8_export_of_a_trained_run(trained, tmp_path, invoke):
     assert default_io["float"] == {"DEQUANTIZE": 1} and default_io["int8"]["QUANTIZE"] == 1
     broken_top1 = top1(predict_flatbuffer(broken_buf, images))
     assert broken_top1 < float_top1 - BOUND <= int8_top1, (broken_top1, float_top1, int8_top1)
+
+
+def test_a_concatenations_inputs_share_one_range_and_convert_to_int8():
+    """A DenseNet-style block (larq-zoo's BinaryDenseNets): each binary
+    convolution's output concatenated onto the block's input, twice. TFLite's
+    int8 concatenation needs one scale for its inputs and output, so every
+    range reaching one (through earlier concatenations) is tied and calibrated
+    to their union; the file converts with int8 concatenations and binary
+    convolutions, and computes what the Keras model computes."""
+    import larq as lq
+    import tensorflow as tf
+
+    from bnnzoo.export.parity import parity_report
+    from bnnzoo.training.calibration import calibrate
+    from bnnzoo.zoo.int8_edges import with_int8_edges
+
+    tf.keras.utils.set_random_seed(0)
+    image = tf.keras.Input((8, 8, 3))
+    x = tf.keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(image)
+    x = tf.keras.layers.BatchNormalization()(x)
+    for _ in range(2):
+        y = lq.layers.QuantConv2D(4, 3, padding="same", pad_values=1.0, input_quantizer="ste_sign",
+                                  kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+                                  use_bias=False)(x)
+        y = tf.keras.layers.BatchNormalization()(y)
+        x = tf.keras.layers.Concatenate()([x, y])
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    model = with_int8_edges(tf.keras.Model(image, tf.keras.layers.Dense(10)(x)))
+    images = np.random.default_rng(0).uniform(-1, 1, (64, 8, 8, 3)).astype(np.float32)
+    calibrate(model, [(images[:32], None), (images[32:], None)])
+
+    ranges = {r.name: r for r in int8_ranges(model)}
+    tied = [r for r in ranges.values() if r.shares]
+    assert len(tied) == 2  # the second and third block inputs share the first's
+    first = ranges[tied[0].shares]
+    assert {r.shares for r in tied} == {first.name} and not first.shares
+    for r in tied:
+        assert (float(r.range_min), float(r.range_max)) == (float(first.range_min),
+                                                            float(first.range_max))
+    on_int8_grid(model)
+    buf = export_flatbuffer(model, "arm64")
+    precision = fb.precision_report(buf)
+    assert precision["int8"]["CONCATENATION"] == 2 and precision["int8"]["LceBconv2d"] == 2
+    assert precision["float"] == {"DEQUANTIZE": 1} and precision["float_weights"] == []
+    assert parity_report(model, buf, images, int8=True)["noise_floor"]["faithful"]

@@ -141,17 +141,20 @@ def test_quicknet_recipe_is_larq_zoos_two_optimiser_task():
     assert float(schedule(25)) == pytest.approx(5e-4) and float(schedule(50)) == pytest.approx(5e-5)
 
 
-def _whole_input_xnor_convolution(channels, filters, seed=0):
+def _whole_input_xnor_convolution(channels, filters, seed=0, kernel_quantizer="xnor"):
     """XNOR-Net's 6x6 "valid" convolution (larq-zoo's ``xnor_weight_scale``
-    kernel quantizer) on a 6x6 map, between batch norms as in XNOR-Net, and a
+    kernel quantizer, or larq's ``ste_sign`` as BinaryAlexNet's rewritten dense
+    layers have) on a 6x6 map, between batch norms as in XNOR-Net, and a
     small head."""
     from larq_zoo.literature.xnornet import xnor_weight_scale
 
+    if kernel_quantizer == "xnor":
+        kernel_quantizer = xnor_weight_scale
     tf.keras.utils.set_random_seed(seed)
     image = tf.keras.Input((6, 6, channels))
     x = tf.keras.layers.BatchNormalization(scale=False)(image)
     x = lq.layers.QuantConv2D(filters, 6, padding="valid", input_quantizer="ste_sign",
-                              kernel_quantizer=xnor_weight_scale,
+                              kernel_quantizer=kernel_quantizer,
                               kernel_constraint="weight_clip", use_bias=False)(x)
     x = tf.keras.layers.BatchNormalization(scale=False)(x)
     x = tf.keras.layers.Flatten()(x)
@@ -171,12 +174,15 @@ def test_a_kernel_too_large_to_fold_stays_float_as_it_is(monkeypatch):
     assert "LceBconv2d" not in report["operators"] and report["operators"]["CONV_2D"] == 1
 
 
-def test_a_kernel_quantized_before_conversion_becomes_lce_bconv2d(monkeypatch):
+@pytest.mark.parametrize("quantizer", ["xnor", "ste_sign"])
+def test_a_kernel_quantized_before_conversion_becomes_lce_bconv2d(monkeypatch, quantizer):
     """The rewrite on a small layer (the limit lowered below it): the layer's
     kernel becomes its quantized value, outputs unchanged, and the converter
     makes it one LceBconv2d whose flatbuffer is faithful to the Keras model.
-    (The real XNOR-Net: README's deployment table.)"""
-    model = _whole_input_xnor_convolution(32, 64)
+    larq's ``ste_sign`` has a custom gradient, which refuses a variable as
+    its input: the kernel's value goes in. (The real XNOR-Net and
+    BinaryAlexNet: README's deployment table.)"""
+    model = _whole_input_xnor_convolution(32, 64, kernel_quantizer=quantizer)
     (layer,) = binary_operations(model)
     assert not large_kernels.too_large_to_fold(layer)
     monkeypatch.setattr(large_kernels, "FOLDING_LIMIT_BITS", 6 * 6 * 32 * 64 * 32 - 1)

@@ -252,8 +252,8 @@ def test_stage_plans_and_recipes():
         ("stage1-soft", "soft_activations", "/runs/r/stage0-real", "/runs/r/stage0-real", 1e-3),
         ("stage2-binary-activations", "binary_activations", "/runs/r/stage1-soft",
          "/runs/r/stage1-soft", 1e-3),
-        ("stage3-binary", "binary", "/runs/r/stage2-binary-activations",
-         "/runs/r/stage2-binary-activations", pytest.approx(2e-4))]
+        ("stage3-binary", "magnitude_weights", "/runs/r/stage2-binary-activations",
+         "/runs/r/stage2-binary-activations", pytest.approx(2e-4))]  # alpha_c sign(W)
     assert {(s.attention_weight, s.output_weight, s.temperature) for _, s in plan[1:]} == {
         (30.0, 3.0, 1.0)}
     assert [s.stage for _, s in plan] == [0, 1, 2, 3]  # a stage directory resumes as one run
@@ -281,7 +281,7 @@ def test_stage_plans_and_recipes():
         [1e-3, 1e-3, 1e-4, 1e-5, 1e-6, 1e-6])
     short = recipes.make_schedule(recipe, 1e-3, total_steps=3, steps_per_epoch=3)
     assert [float(short(s)) for s in range(5)] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-5, 1e-6])
-    # The short-run recipe: the same stages, the binary one with alpha_c sign(W) kernels.
+    # The short-run recipe: the same stages.
     short_plan = stages.plan(TrainConfig(**{**vars(config), "recipe": vars(
         recipes.get_recipe("real2bin_short")).copy()}), "/runs/r")
     assert [s.variant for _, s in short_plan] == [

@@ -4,6 +4,7 @@
 import dataclasses
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from bnnzoo import zoo
@@ -73,16 +74,25 @@ def test_magnitude_is_computed_in_float32_under_a_bfloat16_policy():
 
 
 @requires_fashion_mnist
-def test_binary_stage_starts_where_the_real_weight_stage_ended(tmp_path, monkeypatch):
-    """real2bin_baseline's step 1 (binary activations, real weights), 150 steps
-    at 14 px, then step 2 (fully binary) from it: with the switch it starts
-    within a few points of step 1 on 500 test images; without, near chance."""
+@pytest.mark.parametrize("model, final", [("real2bin_baseline", "binary"),
+                                          ("real2bin", "magnitude_weights")])
+def test_binary_stage_starts_where_the_real_weight_stage_ended(tmp_path, monkeypatch, model,
+                                                               final):
+    """The strong baseline's step 1 (binary activations, real weights), 150
+    steps at 14 px, then step 2 (fully binary) from it: with the switch it
+    starts within a few points of step 1 on 500 test images; without, near
+    chance. Real-to-Binary's stage 2 to 3 likewise: its gated convolutions
+    have no scale to carry the magnitudes into, so its recipes' final stage
+    takes alpha_c sign(W) (``magnitude_weights``); plain sign(W) starts near
+    chance."""
     from bnnzoo import datasets
     from bnnzoo.runs import load_model_file
+    from bnnzoo.training.recipes import get_recipe
 
+    assert get_recipe(model).final_stage_variant == final  # what its runs switch to
     data = datasets.load("fashion_mnist")
     config = resolve(TrainConfig(
-        model="real2bin_baseline", input_size=14, width=16, epochs=1, steps_per_epoch=150,
+        model=model, input_size=14, width=16, epochs=1, steps_per_epoch=150,
         batch_size=32, validation_steps=1, xla="off", precision="float32",
         variant="binary_activations", learning_rate=2e-3), data)
     training_run.train_run(config, data, tmp_path / "step1", verbose=0)
@@ -95,10 +105,11 @@ def test_binary_stage_starts_where_the_real_weight_stage_ended(tmp_path, monkeyp
         return float(np.mean(model.predict(images, verbose=0).argmax(-1) == labels))
 
     step1 = accuracy(load_model_file(tmp_path / "step1" / "model.h5"))
-    binary = dataclasses.replace(config, variant="binary", init_from=str(tmp_path / "step1"))
+    binary = dataclasses.replace(config, variant=final, init_from=str(tmp_path / "step1"))
     switched = accuracy(training_run.prepare_model(binary, tmp_path / "a", data))
     monkeypatch.setattr(training_run, "begin_binary_stage", lambda *args: 0)
-    unswitched = accuracy(training_run.prepare_model(binary, tmp_path / "b", data))
+    plain = dataclasses.replace(binary, variant="binary")
+    unswitched = accuracy(training_run.prepare_model(plain, tmp_path / "b", data))
     assert step1 > 0.4, step1
     assert switched > step1 - 0.05, (step1, switched)
     assert unswitched < 0.25, (step1, unswitched)  # chance is 0.1

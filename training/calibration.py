@@ -4,8 +4,11 @@ Each :class:`~bnnzoo.quantizers.int8.Int8Range` gets the range of the float
 tensor it quantizes, measured with every range left out
 (``zoo.int8_edges.float_probe``) over ``images`` un-augmented training
 images: \([m, M] = [\min_n x_n, \max_n x_n]\) over all images and positions,
-widened to hold 0; a range ``same_as`` another (after an average pooling)
-takes that one's. This is post-training calibration as TFLite's calibrator
+widened to hold 0. Ranges tied together, ``same_as`` another (after an average
+pooling) or ``shares`` another (a concatenation's inputs), form groups that
+take one range each, the union of their members' \([m, M]\): an average
+pooling's mean lies within its input's range, so there the group's is the
+input's. This is post-training calibration as TFLite's calibrator
 does it; the quantization-aware fine-tune that follows (``training.int8_stage``)
 then trains the network with those ranges in place.
 """
@@ -38,12 +41,30 @@ def calibrate(model: tf.keras.Model, batches: Iterable) -> int:
         seen += int(images.shape[0])
     if not seen:
         raise ValueError("Calibrating the int8 ranges needs at least one training image.")
-    for layer, lo, hi in zip(ranges, low, high):
-        layer.set_range(lo, hi)
-    by_name = {layer.name: layer for layer in ranges}
-    for layer in ranges:
-        if layer.same_as:
-            source = by_name[layer.same_as]
-            layer.range_min.assign(source.range_min)
-            layer.range_max.assign(source.range_max)
+    groups = tied_groups(ranges)
+    for group in groups:
+        members = [i for i, layer in enumerate(ranges) if layer.name in group]
+        lo, hi = low[members].min(), high[members].max()
+        for i in members:
+            ranges[i].set_range(lo, hi)
     return seen
+
+
+def tied_groups(ranges) -> list:
+    """The sets of range names tied by ``same_as`` or ``shares`` (each range
+    in exactly one set, alone if untied)."""
+    parent = {layer.name: layer.name for layer in ranges}
+
+    def root(name):
+        while parent[name] != name:
+            name = parent[name]
+        return name
+
+    for layer in ranges:
+        for other in (layer.same_as, layer.shares):
+            if other:
+                parent[root(layer.name)] = root(other)
+    groups = {}
+    for layer in ranges:
+        groups.setdefault(root(layer.name), set()).add(layer.name)
+    return list(groups.values())

@@ -132,26 +132,27 @@ RECIPES = {
     # and output distillation weight 3 at temperature 1 in every taught stage
     # (larq-zoo's stages 1-2; its final stage uses 0 and 0.8, and a 5-epoch
     # warm-up); larq-zoo's l2(1e-5) kernel regulariser (lambda = 2e-5) before
-    # the fully binary stage.
+    # the fully binary stage. That stage's kernels are alpha_c sign(W),
+    # alpha_c = mean_c |W| (zoo.variants' "magnitude_weights"): the gated
+    # convolutions have no per-channel scale to carry the weights' magnitudes
+    # into at the switch to sign(W) (training/switch.py), so with plain
+    # sign(W) the stage starts near chance and must re-learn the scale, which
+    # 75-epoch stages can and short ones cannot (2 epochs at batch 128, 14 px
+    # Fashion-MNIST, docs/measurements.md, from a stage 2 at 85.33 %: sign(W)
+    # 49.17 % at the paper's rate, 79.13 % at 20x it; alpha_c sign(W) 84.42 %).
+    # alpha_c folds into LceBconv2d's multiplier, as Bi-Real's does; no weight
+    # is added, so larq-zoo's layout and weights (weights="imagenet": plain
+    # sign(W), as larq-zoo trained them) are unchanged.
     "real2bin": Recipe(
         name="real2bin", optimizer="adam", learning_rate=1e-3, reference_batch_size=256,
         schedule="step", decay_at=(40 / 75, 60 / 75, 70 / 75), epochs=75, batch_size=256,
         weight_decay=2e-5, weight_decay_mode="l2_kernels", stages="progressive",
-        final_stage_lr_factor=0.2, final_stage_weight_decay=0.0, attention_weight=30.0,
-        output_weight=3.0,
+        final_stage_lr_factor=0.2, final_stage_weight_decay=0.0,
+        final_stage_variant="magnitude_weights", attention_weight=30.0, output_weight=3.0,
         reference="Martinez et al., Real-to-Binary Net (ICLR 2020); larq-zoo's re-implementation",
     ),
-    # Real-to-Binary for short runs (a few epochs per stage): the paper's, but
-    # the fully binary stage's kernels are alpha_c sign(W), alpha_c = mean_c |W|
-    # (zoo.variants' "magnitude_weights"). The gated convolutions have no
-    # per-channel scale to carry the weights' magnitudes into at the switch to
-    # sign(W) (training/switch.py): with plain sign(W) the last stage starts
-    # near chance and must re-learn the scale, which the paper's long stages
-    # do and 2 epochs do not. Over 2 epochs at batch 128 (14 px
-    # Fashion-MNIST, docs/measurements.md), from a stage 2 at 85.33 %: sign(W)
-    # 49.17 % at the paper's rate (79.13 % at 20x it), alpha_c sign(W) 84.42 %.
-    # alpha_c folds into LceBconv2d's multiplier, as Bi-Real's does; no weight
-    # is added, so larq-zoo's layout and weights are unchanged.
+    # Real-to-Binary for short runs (a few epochs per stage, batch 128): the
+    # paper's recipe above at that budget.
     "real2bin_short": Recipe(
         name="real2bin_short", optimizer="adam", learning_rate=1e-3, reference_batch_size=256,
         schedule="step", decay_at=(40 / 75, 60 / 75, 70 / 75), epochs=2, batch_size=128,

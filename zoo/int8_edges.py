@@ -18,7 +18,11 @@ stay ``LceBconv2d``. The ranges go where TFLite's int8 kernels fuse:
   equal to its input's (``same_as``) that rounds it the same way in Keras
   (up to ties, which TFLite rounds away from zero and Keras up);
 * not after a softmax: TFLite's int8 softmax has a fixed output range
-  (\(s = 1/256\)).
+  (\(s = 1/256\));
+* not after a concatenation: TFLite's int8 concatenation requires its inputs
+  and output to have one scale, so the ranges that reach its inputs (through
+  scale-keeping layers and earlier concatenations: a DenseNet block's) are
+  tied (``shares``) and calibrated to their union, which its output keeps.
 
 The layers are the model's own (weights shared); only the ranges are new.
 """
@@ -35,6 +39,7 @@ SCALE_KEEPING = (tf.keras.layers.MaxPooling2D, tf.keras.layers.AveragePooling2D,
                  tf.keras.layers.ZeroPadding2D, tf.keras.layers.Dropout)
 FUSED_AFTER = (tf.keras.layers.BatchNormalization,)
 REROUNDED = (tf.keras.layers.AveragePooling2D, tf.keras.layers.GlobalAveragePooling2D)
+CONCATENATING = (tf.keras.layers.Concatenate,)
 
 
 def _is_softmax(layer) -> bool:
@@ -50,7 +55,7 @@ def _fused_activation(layer) -> bool:
 
 def needs_range(layer, consumers: List) -> bool:
     """Whether ``layer``'s output gets an int8 range (module docstring)."""
-    if isinstance(layer, (Int8Range, *SCALE_KEEPING)) or _is_softmax(layer):
+    if isinstance(layer, (Int8Range, *SCALE_KEEPING, *CONCATENATING)) or _is_softmax(layer):
         return False
     return not consumers or not all(
         isinstance(c, FUSED_AFTER) or _fused_activation(c) for c in consumers)
@@ -105,9 +110,46 @@ def _range_before(layer):
             return None
         if isinstance(inbound, Int8Range):
             return inbound
+        if isinstance(inbound, CONCATENATING):  # its inputs' ranges are tied: any one
+            return next(iter(_ranges_into(inbound)), None)
         if not isinstance(inbound, SCALE_KEEPING):
             return None
         layer = inbound
+
+
+def _ranges_into(layer) -> List[Int8Range]:
+    """The ``Int8Range`` layers whose outputs reach ``layer``'s (last call's)
+    inputs through scale-keeping layers and concatenations."""
+    inbound = layer._inbound_nodes[-1].inbound_layers
+    found = []
+    for upstream in inbound if isinstance(inbound, list) else [inbound]:
+        if isinstance(upstream, Int8Range):
+            found.append(upstream)
+        elif isinstance(upstream, (*SCALE_KEEPING, *CONCATENATING)):
+            found += _ranges_into(upstream)
+    return found
+
+
+def _tie_concatenations(model: tf.keras.Model) -> None:
+    """Each concatenation's input ranges share one range (module docstring):
+    every member of a tied set but the first ``shares`` the first's."""
+    root = {}
+
+    def find(layer):
+        while root.get(layer.name, layer) is not layer:
+            layer = root[layer.name]
+        return layer
+
+    for layer in model.layers:
+        if isinstance(layer, CONCATENATING):
+            first, *others = _ranges_into(layer) or [None]
+            for other in others:
+                a, b = find(first), find(other)
+                if a is not b:
+                    root[b.name] = a
+    for layer in int8_ranges(model):
+        if find(layer) is not layer:
+            layer.shares = find(layer).name
 
 
 def with_int8_edges(model: tf.keras.Model) -> tf.keras.Model:
@@ -116,19 +158,27 @@ def with_int8_edges(model: tf.keras.Model) -> tf.keras.Model:
     if int8_ranges(model):
         return model
 
+    named = collections.Counter()
+
+    def name(layer):  # a layer of several outputs (a split) gets a range for each
+        named[layer.name] += 1
+        return f"{layer.name}_int8" + (f"_{named[layer.name] - 1}" if named[layer.name] > 1 else "")
+
     def after(layer, consumers, tensor):
         if isinstance(layer, tf.keras.layers.InputLayer) or needs_range(layer, consumers):
-            return Int8Range(name=f"{layer.name}_int8", quantizes=layer.name)(tensor)
+            return Int8Range(name=name(layer), quantizes=layer.name)(tensor)
         if isinstance(layer, REROUNDED):
             upstream = _range_before(layer)
             if upstream is not None:
-                return Int8Range(name=f"{layer.name}_int8", quantizes=layer.name,
+                return Int8Range(name=name(layer), quantizes=layer.name,
                                  same_as=upstream.name)(tensor)
         return tensor
 
     mapped = _rebuild(model, after)
-    return tf.keras.Model(model.inputs, [mapped[str(id(t))].tensor for t in model.outputs],
+    int8 = tf.keras.Model(model.inputs, [mapped[str(id(t))].tensor for t in model.outputs],
                           name=model.name)
+    _tie_concatenations(int8)
+    return int8
 
 
 def float_probe(model: tf.keras.Model) -> tf.keras.Model:
