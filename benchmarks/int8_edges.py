@@ -31,20 +31,20 @@ from readme_job import QUICK, TRAIN, cli  # noqa: E402
 
 
 def sizes() -> dict:
-    import numpy as np
     import larq_zoo as lqz
 
     from bnnzoo import zoo
     from bnnzoo.export import flatbuffer as fb
     from bnnzoo.export.convert import export_flatbuffer
     from bnnzoo.export.int8_weights import on_int8_grid
+    from bnnzoo.export.pipeline import synthetic_inputs
     from bnnzoo.training.calibration import calibrate
     from bnnzoo.zoo.int8_edges import with_int8_edges
 
     reference = export_flatbuffer(lqz.literature.BiRealNet(weights=None), "arm64")
     model = with_int8_edges(zoo.get_model("bireal18", input_shape=(224, 224, 3),
                                           num_classes=1000, weights=None))
-    images = np.random.default_rng(0).uniform(-1, 1, (64, 224, 224, 3)).astype(np.float32)
+    images = synthetic_inputs((224, 224, 3), 64)
     calibrate(model, [(images[i:i + 16], None) for i in range(0, 64, 16)])
     on_int8_grid(model)
     int8 = export_flatbuffer(model, "arm64")

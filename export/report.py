@@ -117,7 +117,9 @@ def check_report(report: dict, min_agreement: Optional[float] = None) -> None:
             problems.append(
                 "Float arithmetic left between int8 layers with --int8: "
                 + ", ".join(f"{n} {name}" for name, n in unfused.items())
-                + " (a BatchNorm or scale the converter did not fold; larq #907).")
+                + " (arithmetic the converter could not fold into an int8 operator: a BatchNorm "
+                "or scale it left unfolded, larq #907, or a quantizer's own arithmetic, such as "
+                "SiMaN's centred sign subtracting each sample's mean).")
     bconv = report["binary_convolutions"]
     missing = bconv["not_bitpacked"]
     if not missing and bconv["lce_bconv2d"] != bconv["keras"]:

@@ -120,3 +120,22 @@ class Int8Range(tf.keras.layers.Layer):
 def int8_ranges(model: tf.keras.Model):
     """The model's :class:`Int8Range` layers, in order."""
     return [layer for layer in model.layers if isinstance(layer, Int8Range)]
+
+
+def tied_groups(names, ties) -> list:
+    """The sets into which the pairs ``ties`` join ``names`` (union-find):
+    each name in exactly one set, alone if untied; sets in the order of their
+    first member, each a list in ``names``' order."""
+    parent = {name: name for name in names}
+
+    def root(name):
+        while parent[name] != name:
+            name = parent[name]
+        return name
+
+    for a, b in ties:
+        parent[root(b)] = root(a)
+    groups = {}
+    for name in parent:
+        groups.setdefault(root(name), []).append(name)
+    return list(groups.values())

@@ -11,7 +11,7 @@ from bnnzoo.export import flatbuffer as fb
 from bnnzoo.export.convert import export_flatbuffer
 from bnnzoo.export.int8_weights import on_int8_grid, symmetric_int8
 from bnnzoo.export.parity import predict_flatbuffer
-from bnnzoo.quantizers.int8 import int8_ranges
+from bnnzoo.quantizers.int8 import int8_ranges, tied_groups
 from conftest import assert_one_clear_error
 
 IMAGES = 500  # real test images the float model and the flatbuffers are scored on
@@ -27,6 +27,15 @@ def test_symmetric_int8_is_the_per_channel_grid():
     assert np.allclose(rounded[:, 0], np.round(kernel[:, 0] / (0.5 / 127)) * 0.5 / 127)
     assert rounded[1, 1] == pytest.approx(0.0) and rounded[0, 1] == pytest.approx(-1.0)
     assert np.array_equal(symmetric_int8(rounded, axes=0), rounded)  # idempotent
+
+
+def test_tied_groups_join_every_chain_of_ties_once():
+    """Ties given in any order and direction join transitively; untied names
+    stay alone; each group starts with its first name in the given order."""
+    names = ["a", "b", "c", "d", "e", "f"]
+    assert tied_groups(names, [("c", "b"), ("e", "d"), ("a", "c"), ("d", "e")]) == \
+        [["a", "b", "c"], ["d", "e"], ["f"]]
+    assert tied_groups(names, []) == [[name] for name in names]
 
 
 def test_int8_export_of_a_trained_run(trained, tmp_path, invoke):

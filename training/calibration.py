@@ -18,7 +18,7 @@ from typing import Iterable
 import numpy as np
 import tensorflow as tf
 
-from bnnzoo.quantizers.int8 import int8_ranges
+from bnnzoo.quantizers.int8 import int8_ranges, tied_groups
 from bnnzoo.zoo.int8_edges import float_probe
 
 
@@ -41,30 +41,12 @@ def calibrate(model: tf.keras.Model, batches: Iterable) -> int:
         seen += int(images.shape[0])
     if not seen:
         raise ValueError("Calibrating the int8 ranges needs at least one training image.")
-    groups = tied_groups(ranges)
-    for group in groups:
+    ties = [(layer.name, other) for layer in ranges for other in (layer.same_as, layer.shares)
+            if other]
+    for group in tied_groups([layer.name for layer in ranges], ties):
         members = [i for i, layer in enumerate(ranges) if layer.name in group]
         lo, hi = low[members].min(), high[members].max()
         for i in members:
             ranges[i].set_range(lo, hi)
     return seen
 
-
-def tied_groups(ranges) -> list:
-    """The sets of range names tied by ``same_as`` or ``shares`` (each range
-    in exactly one set, alone if untied)."""
-    parent = {layer.name: layer.name for layer in ranges}
-
-    def root(name):
-        while parent[name] != name:
-            name = parent[name]
-        return name
-
-    for layer in ranges:
-        for other in (layer.same_as, layer.shares):
-            if other:
-                parent[root(layer.name)] = root(other)
-    groups = {}
-    for layer in ranges:
-        groups.setdefault(root(layer.name), set()).add(layer.name)
-    return list(groups.values())

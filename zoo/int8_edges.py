@@ -32,7 +32,7 @@ from typing import Dict, List
 
 import tensorflow as tf
 
-from bnnzoo.quantizers.int8 import Int8Range, int8_ranges
+from bnnzoo.quantizers.int8 import Int8Range, int8_ranges, tied_groups
 
 SCALE_KEEPING = (tf.keras.layers.MaxPooling2D, tf.keras.layers.AveragePooling2D,
                  tf.keras.layers.GlobalAveragePooling2D, tf.keras.layers.Reshape, tf.keras.layers.Flatten,
@@ -133,23 +133,15 @@ def _ranges_into(layer) -> List[Int8Range]:
 def _tie_concatenations(model: tf.keras.Model) -> None:
     """Each concatenation's input ranges share one range (module docstring):
     every member of a tied set but the first ``shares`` the first's."""
-    root = {}
-
-    def find(layer):
-        while root.get(layer.name, layer) is not layer:
-            layer = root[layer.name]
-        return layer
-
+    ties = []
     for layer in model.layers:
         if isinstance(layer, CONCATENATING):
             first, *others = _ranges_into(layer) or [None]
-            for other in others:
-                a, b = find(first), find(other)
-                if a is not b:
-                    root[b.name] = a
-    for layer in int8_ranges(model):
-        if find(layer) is not layer:
-            layer.shares = find(layer).name
+            ties += [(first.name, other.name) for other in others]
+    by_name = {layer.name: layer for layer in int8_ranges(model)}
+    for first, *others in tied_groups(list(by_name), ties):
+        for name in others:
+            by_name[name].shares = first
 
 
 def with_int8_edges(model: tf.keras.Model) -> tf.keras.Model:
