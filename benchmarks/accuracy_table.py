@@ -98,8 +98,10 @@ def aims_lines(result: dict) -> str:
     for name, aim in result["aims"].items():
         verdict = "met" if aim["met"] else "**missed**"
         if name == "best_binary_gap_points":
+            gap = aim["measured"]
             text = (f"best binary net ({result['best_binary']}) within {aim['aim']:g} points "
-                    f"of the real twin: {aim['measured']:.2f} points below, {verdict}")
+                    f"of the real twin: {abs(gap):.2f} points {'below' if gap >= 0 else 'above'} "
+                    f"it, {verdict}")
         elif name == "flatbuffer_within_points":
             text = (f"every flatbuffer's top-1 within {aim['aim']:g} point of its Keras "
                     f"model's: at most {aim['measured']:.2f}, {verdict}")

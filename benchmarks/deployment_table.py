@@ -98,7 +98,6 @@ def published(name: str):
 def int8_column(model) -> dict:
     """The int8-edges fields of ``model``'s row (module docstring). Puts the
     model's float kernels on the int8 grid: measure the float file first."""
-
     from bnnzoo.export import export_flatbuffer, export_report
     from bnnzoo.export.convert import ConversionError
     from bnnzoo.export.int8_weights import on_int8_grid

@@ -43,8 +43,9 @@ def calibrate(model: tf.keras.Model, batches: Iterable) -> int:
         raise ValueError("Calibrating the int8 ranges needs at least one training image.")
     ties = [(layer.name, other) for layer in ranges for other in (layer.same_as, layer.shares)
             if other]
-    for group in tied_groups([layer.name for layer in ranges], ties):
-        members = [i for i, layer in enumerate(ranges) if layer.name in group]
+    index = {layer.name: i for i, layer in enumerate(ranges)}
+    for group in tied_groups(list(index), ties):
+        members = [index[name] for name in group]
         lo, hi = low[members].min(), high[members].max()
         for i in members:
             ranges[i].set_range(lo, hi)
