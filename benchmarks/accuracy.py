@@ -32,9 +32,10 @@ machine the times are upper bounds.
 
 The defaults (28 px, width 16, 3 epochs, batch 128) were sized from the
 14 px runs to take 1.5-3 hours on 2 cores; measured, a run takes about half
-an hour on a 2-core x86 VM that trains in float32, so one seed of every row
-takes about 5-6 hours there and about half of that where training runs in
-bfloat16 (docs/measurements.md, "The 28 px table").
+an hour on a 2-core x86 VM that trains in float32, and the whole table, with
+the second seeds of three close rows, took 5.9 hours there; about half of
+that is expected where training runs in bfloat16 (docs/measurements.md,
+"The 28 px table").
 Writes ``benchmarks/results/accuracy_DATASET[_SIZEpx].json`` atomically (the size suffix for sizes other than the dataset's own)
 after every row, ``"complete": false`` with the rows still to measure until
 the last; ``--quick`` never writes there unless ``--output`` says so.

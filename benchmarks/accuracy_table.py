@@ -125,8 +125,12 @@ def render(result: dict) -> str:
                       for run in runs if "precision" in run})  # older files: not recorded
     where = "; trained on " + ", ".join(f"{cpu} in {precision}" for cpu, precision in trained) \
         if trained else ""
-    resumed = "".join(f"; resumed by `{r['command']}` ({r['date']}, {r['machine']})"
-                      for r in result.get("resumed", []))
+    resumed = ""
+    for command in dict.fromkeys(r["command"] for r in result.get("resumed", [])):
+        alike = [r for r in result["resumed"] if r["command"] == command]
+        resumed += (f"; resumed by `{command}` ("
+                    + ", ".join(dict.fromkeys(r["date"] for r in alike)) + "; "
+                    + ", ".join(dict.fromkeys(r["machine"] for r in alike)) + ")")
     unfinished = ""
     if not result.get("complete", True):
         pending = ", ".join(result["pending"]) or "second seeds"
