@@ -11,6 +11,8 @@ import pytest
 
 from conftest import REPO, requires_fashion_mnist
 
+from bnnzoo.training.hardware import resolve_precision
+
 BENCHMARKS = REPO / "benchmarks"
 
 
@@ -78,7 +80,11 @@ def test_accuracy_rows_on_real_data_keras_against_flatbuffer(tmp_path):
     assert table["best_binary"] == "Bi-Real"
     assert table["max_flatbuffer_difference_points"] == max(
         abs(r["runs"][0]["top1_difference_points"]) for r in table["rows"])
-    assert table["complete"] and table["pending"] == [] and twin_run["precision"] == "float32"
+    assert table["complete"] and table["pending"] == []
+    # --precision auto: what this machine computes natively (bfloat16 on a CPU
+    # with AMX-BF16 or AVX512-BF16, float32 elsewhere), recorded by every run.
+    assert table["precision"] == "auto"
+    assert twin_run["precision"] == bireal_run["precision"] == resolve_precision("auto")
     assert "--runs DIR" in table["command"] and str(tmp_path / "runs") not in table["command"]
 
     # Killed after its first row: --resume keeps that row and measures the
