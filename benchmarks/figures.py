@@ -1,0 +1,201 @@
+"""Every measured figure in README.md and docs/*.md, rendered from the results
+file that holds it.
+
+A document marks each figure with the results file it comes from (a path from
+the repository root, or a file name in benchmarks/results/):
+
+- a block, rendered whole from the file by a named renderer (``BLOCKS``: a
+  table, with its notes):
+
+      <!-- accuracy-table: benchmarks/results/accuracy_fashion_mnist.json -->
+      ...
+      <!-- /accuracy-table -->
+
+- one value in a sentence: its path in the file (keys and list indexes joined
+  by dots) and its format, an optional scale (``*100``, ``/60``) and a Python
+  format spec after ``:`` (none: the value as it is):
+
+      **<!-- figure: startup_time.json tracing.0.start_speedup :.1f -->6.0<!-- /figure -->x**
+
+``--write`` renders every marker again from its file; ``--check`` fails, naming
+the document, the line and the marker, where the text differs (a test runs the
+same check). A figure that no results file holds has no place in the documents.
+
+    python benchmarks/figures.py --check
+    python benchmarks/figures.py --write
+"""
+
+import argparse
+import importlib
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+from bnnzoo import atomic
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+
+# A block's kind -> "module:function" (in benchmarks/) rendering its results file.
+BLOCKS = {
+    "accuracy-table": "accuracy_table:render",
+    "readme-job-table": "readme_job:markdown_table",
+    "throughput-tables": "training_throughput:markdown_table",
+    "startup-table": "startup_time:markdown_table",
+    "threads-table": "interpreter_threads:markdown_table",
+    "size-latency-table": "export_size_latency:markdown_table",
+    "int8-edges-table": "int8_edges:markdown_table",
+    "family-table": "family_export:markdown_table",
+    "deployment-table": "deployment_table:render",
+    "deployment-rows": "figures:deployment_rows",
+}
+BLOCK = re.compile(r"<!-- (?P<kind>[a-z0-9-]+): (?P<file>\S+) -->\n(?P<body>.*?)<!-- /(?P=kind) -->",
+                   re.S)
+FIGURE = re.compile(r"<!-- figure: (?P<file>\S+) (?P<path>\S+)(?: (?P<format>\S+))? -->"
+                    r"(?P<body>[^\n]*?)<!-- /figure -->")
+FORMAT = re.compile(r"(?:(?P<op>[*/])(?P<factor>[0-9.e]+))?(?::(?P<spec>\S*))?")
+
+
+class FigureError(ValueError):
+    """A marker that names no results file, no value in it or no renderer."""
+
+
+def documents() -> List[Path]:
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def results_file(name: str) -> Path:
+    return REPO / name if "/" in name else RESULTS / name
+
+
+def load(name: str, cache: Dict[str, dict]) -> dict:
+    if name not in cache:
+        path = results_file(name)
+        if not path.is_file():
+            raise FigureError(f"no results file {path.relative_to(REPO)}")
+        cache[name] = json.loads(path.read_text())
+    return cache[name]
+
+
+def value_at(data, path: str):
+    """``data``'s value at ``path``: keys and list indexes joined by dots."""
+    value = data
+    for key in path.split("."):
+        try:
+            value = value[int(key)] if isinstance(value, list) else value[key]
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise FigureError(f"no value at {path!r}") from None
+    return value
+
+
+def formatted(value, fmt: Optional[str]) -> str:
+    """``value`` scaled and formatted by ``fmt`` (``*100:.2f``, ``/60:.1f``, ``:,``)."""
+    match = FORMAT.fullmatch(fmt or "")
+    if not match:
+        raise FigureError(f"format {fmt!r} is not [*N|/N][:SPEC]")
+    if match["op"]:
+        factor = float(match["factor"])
+        value = value * factor if match["op"] == "*" else value / factor
+    return format(value, match["spec"] or "")
+
+
+def renderer(kind: str) -> Callable[[dict], str]:
+    if kind not in BLOCKS:
+        raise FigureError(f"no renderer for {kind!r} (figures.BLOCKS)")
+    module, function = BLOCKS[kind].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def deployment_rows(table: dict) -> str:
+    """README's deployment table without its notes (docs/measurements.md has them)."""
+    from deployment_table import render
+    return render(table).split("\n\n")[0]
+
+
+def rewrite(text: str, retarget: Optional[Dict[str, str]] = None,
+            kinds=None) -> Tuple[str, List[str]]:
+    """``text`` with every marker rendered again, and one line per marker whose
+    text differed or could not be rendered. ``retarget`` names another results
+    file for a kind of block; ``kinds`` limits the blocks rendered (and then
+    leaves single figures alone)."""
+    cache: Dict[str, dict] = {}
+    problems = []
+
+    def line(match) -> int:
+        return text.count("\n", 0, match.start()) + 1
+
+    def block(match):
+        kind, name = match["kind"], (retarget or {}).get(match["kind"], match["file"])
+        head = match.group(0).split("\n", 1)[0]
+        if kinds is not None and kind not in kinds:
+            return match.group(0)
+        try:
+            body = renderer(kind)(load(name, cache)).rstrip("\n") + "\n"
+        except FigureError as error:
+            problems.append(f"{line(match)}: {head}: {error}")
+            return match.group(0)
+        if body != match["body"] or name != match["file"]:
+            problems.append(f"{line(match)}: {head}: not the rendering of {name}")
+        return f"<!-- {kind}: {name} -->\n{body}<!-- /{kind} -->"
+
+    def figure(match):
+        head = match.group(0)[:match.group(0).index("-->") + 3]
+        try:
+            body = formatted(value_at(load(match["file"], cache), match["path"]), match["format"])
+        except FigureError as error:
+            problems.append(f"{line(match)}: {head}: {error}")
+            return match.group(0)
+        if body != match["body"]:
+            problems.append(f"{line(match)}: {head}: reads {match['body']!r}, "
+                            f"{match['file']} gives {body!r}")
+        return f"{head}{body}<!-- /figure -->"
+
+    updated = BLOCK.sub(block, text)
+    if kinds is None:
+        updated = FIGURE.sub(figure, updated)
+    problems.sort(key=lambda p: int(p.split(":", 1)[0]))
+    return updated, problems
+
+
+def run(write: bool, retarget: Optional[Dict[str, str]] = None, kinds=None,
+        paths: Optional[List[Path]] = None) -> List[str]:
+    """Every document's problems, ``document:line: marker: what``; with
+    ``write``, the documents rendered again (a marker that cannot be rendered
+    is left as it is)."""
+    problems = []
+    for path in paths or documents():
+        text = path.read_text()
+        updated, found = rewrite(text, retarget, kinds)
+        problems += [f"{path.relative_to(REPO) if REPO in path.parents else path}:{p}"
+                     for p in found]
+        if write and updated != text:
+            atomic.write_text(path, updated)
+    return problems
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--check", action="store_true",
+                        help="fail when a marked figure is not its results file's")
+    action.add_argument("--write", action="store_true",
+                        help="render every marked figure again from its results file")
+    parser.add_argument("documents", nargs="*", type=Path,
+                        help="the documents [README.md and docs/*.md]")
+    args = parser.parse_args(argv)
+    paths = [p.resolve() for p in args.documents] or None
+    problems = run(args.write, paths=paths)
+    unrenderable = [p for p in problems if "not the rendering" not in p and " reads " not in p]
+    for problem in (unrenderable if args.write else problems):
+        print(problem, file=sys.stderr)
+    if args.check and problems:
+        print("Not the rendering of their results files (python benchmarks/figures.py --write)",
+              file=sys.stderr)
+        return 1
+    return 1 if unrenderable else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
