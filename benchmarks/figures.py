@@ -62,19 +62,19 @@ class FigureError(ValueError):
     """A marker that names no results file, no value in it or no renderer."""
 
 
-def documents() -> List[Path]:
-    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+def documents(root: Path = REPO) -> List[Path]:
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
-def results_file(name: str) -> Path:
-    return REPO / name if "/" in name else RESULTS / name
+def results_file(name: str, root: Path = REPO) -> Path:
+    return root / name if "/" in name else root / RESULTS.relative_to(REPO) / name
 
 
-def load(name: str, cache: Dict[str, dict]) -> dict:
+def load(name: str, cache: Dict[str, dict], root: Path) -> dict:
     if name not in cache:
-        path = results_file(name)
+        path = results_file(name, root)
         if not path.is_file():
-            raise FigureError(f"no results file {path.relative_to(REPO)}")
+            raise FigureError(f"no results file {path.relative_to(root)}")
         cache[name] = json.loads(path.read_text())
     return cache[name]
 
@@ -114,12 +114,12 @@ def deployment_rows(table: dict) -> str:
     return render(table).split("\n\n")[0]
 
 
-def rewrite(text: str, retarget: Optional[Dict[str, str]] = None,
+def rewrite(text: str, root: Path = REPO, retarget: Optional[Dict[str, str]] = None,
             kinds=None) -> Tuple[str, List[str]]:
-    """``text`` with every marker rendered again, and one line per marker whose
-    text differed or could not be rendered. ``retarget`` names another results
-    file for a kind of block; ``kinds`` limits the blocks rendered (and then
-    leaves single figures alone)."""
+    """``text`` with every marker rendered again from the results files under
+    ``root``, and one line per marker whose text differed or could not be
+    rendered. ``retarget`` names another results file for a kind of block;
+    ``kinds`` limits the blocks rendered (and then leaves single figures alone)."""
     cache: Dict[str, dict] = {}
     problems = []
 
@@ -132,7 +132,7 @@ def rewrite(text: str, retarget: Optional[Dict[str, str]] = None,
         if kinds is not None and kind not in kinds:
             return match.group(0)
         try:
-            body = renderer(kind)(load(name, cache)).rstrip("\n") + "\n"
+            body = renderer(kind)(load(name, cache, root)).rstrip("\n") + "\n"
         except FigureError as error:
             problems.append(f"{line(match)}: {head}: {error}")
             return match.group(0)
@@ -143,7 +143,7 @@ def rewrite(text: str, retarget: Optional[Dict[str, str]] = None,
     def figure(match):
         head = match.group(0)[:match.group(0).index("-->") + 3]
         try:
-            body = formatted(value_at(load(match["file"], cache), match["path"]), match["format"])
+            body = formatted(value_at(load(match["file"], cache, root), match["path"]), match["format"])
         except FigureError as error:
             problems.append(f"{line(match)}: {head}: {error}")
             return match.group(0)
@@ -160,16 +160,16 @@ def rewrite(text: str, retarget: Optional[Dict[str, str]] = None,
 
 
 def run(write: bool, retarget: Optional[Dict[str, str]] = None, kinds=None,
-        paths: Optional[List[Path]] = None) -> List[str]:
+        root: Path = REPO) -> List[str]:
     """Every document's problems, ``document:line: marker: what``; with
     ``write``, the documents rendered again (a marker that cannot be rendered
-    is left as it is)."""
+    is left as it is). ``root``: the repository, or a copy of its documents
+    and results files."""
     problems = []
-    for path in paths or documents():
+    for path in documents(root):
         text = path.read_text()
-        updated, found = rewrite(text, retarget, kinds)
-        problems += [f"{path.relative_to(REPO) if REPO in path.parents else path}:{p}"
-                     for p in found]
+        updated, found = rewrite(text, root, retarget, kinds)
+        problems += [f"{path.relative_to(root)}:{p}" for p in found]
         if write and updated != text:
             atomic.write_text(path, updated)
     return problems
@@ -182,11 +182,10 @@ def main(argv=None) -> int:
                         help="fail when a marked figure is not its results file's")
     action.add_argument("--write", action="store_true",
                         help="render every marked figure again from its results file")
-    parser.add_argument("documents", nargs="*", type=Path,
-                        help="the documents [README.md and docs/*.md]")
+    parser.add_argument("--root", type=Path, default=REPO,
+                        help="a copy of the repository's documents and results files [this one]")
     args = parser.parse_args(argv)
-    paths = [p.resolve() for p in args.documents] or None
-    problems = run(args.write, paths=paths)
+    problems = run(args.write, root=args.root.resolve())
     unrenderable = [p for p in problems if "not the rendering" not in p and " reads " not in p]
     for problem in (unrenderable if args.write else problems):
         print(problem, file=sys.stderr)
