@@ -114,6 +114,20 @@ def deployment_rows(table: dict) -> str:
     return render(table).split("\n\n")[0]
 
 
+def unclosed(text: str) -> List[str]:
+    """A marker that opens and never closes (on its own line, for a single
+    figure) would be skipped silently: one problem each."""
+    whole = {m.start() for m in FIGURE.finditer(text)} | {m.start() for m in BLOCK.finditer(text)}
+    opening = re.compile("<!-- (?:figure|%s): " % "|".join(map(re.escape, BLOCKS)))
+    problems = []
+    for match in opening.finditer(text):
+        if match.start() not in whole:
+            line = text.count("\n", 0, match.start()) + 1
+            head = text[match.start():].partition("\n")[0][:70]
+            problems.append(f"{line}: {head}: not closed, or not a marker of this module's forms")
+    return problems
+
+
 def rewrite(text: str, root: Path = REPO, retarget: Optional[Dict[str, str]] = None,
             kinds=None) -> Tuple[str, List[str]]:
     """``text`` with every marker rendered again from the results files under
@@ -155,6 +169,7 @@ def rewrite(text: str, root: Path = REPO, retarget: Optional[Dict[str, str]] = N
     updated = BLOCK.sub(block, text)
     if kinds is None:
         updated = FIGURE.sub(figure, updated)
+        problems += unclosed(text)
     problems.sort(key=lambda p: int(p.split(":", 1)[0]))
     return updated, problems
 
