@@ -149,13 +149,14 @@ def main(argv=None) -> int:
     retarget = ({KIND: str(Path(args.write).resolve().relative_to(REPO))}
                 if args.write else None)
     problems = figures.run(args.write is not None, retarget, kinds={KIND})
-    for problem in problems:
-        print(problem, file=sys.stderr)
+    for document, problem in problems:
+        if args.check or not problem.stale:
+            print(problem.where(document), file=sys.stderr)
     if args.check and problems:
         print("Not the rendering of their results files "
               "(python benchmarks/accuracy_table.py --write)", file=sys.stderr)
         return 1
-    return 0
+    return 1 if any(not problem.stale for _, problem in problems) else 0
 
 
 if __name__ == "__main__":

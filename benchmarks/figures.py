@@ -31,7 +31,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from bnnzoo import atomic
 
@@ -114,77 +114,88 @@ def deployment_rows(table: dict) -> str:
     return render(table).split("\n\n")[0]
 
 
-def unclosed(text: str) -> List[str]:
+class Problem(NamedTuple):
+    """A marker whose text is not its results file's (``stale``: --write
+    mends it) or that cannot be rendered at all."""
+    line: int
+    marker: str
+    what: str
+    stale: bool = False
+
+    def where(self, document: str) -> str:
+        return f"{document}:{self.line}: {self.marker}: {self.what}"
+
+
+def _line(match) -> int:
+    return match.string.count("\n", 0, match.start()) + 1
+
+
+def unclosed(text: str) -> List[Problem]:
     """A marker that opens and never closes (on its own line, for a single
     figure) would be skipped silently: one problem each."""
     whole = {m.start() for m in FIGURE.finditer(text)} | {m.start() for m in BLOCK.finditer(text)}
     opening = re.compile("<!-- (?:figure|%s): " % "|".join(map(re.escape, BLOCKS)))
-    problems = []
-    for match in opening.finditer(text):
-        if match.start() not in whole:
-            line = text.count("\n", 0, match.start()) + 1
-            head = text[match.start():].partition("\n")[0][:70]
-            problems.append(f"{line}: {head}: not closed, or not a marker of this module's forms")
-    return problems
+    return [Problem(_line(m), text[m.start():].partition("\n")[0][:70],
+                    "not closed, or not a marker of this module's forms")
+            for m in opening.finditer(text) if m.start() not in whole]
 
 
 def rewrite(text: str, root: Path = REPO, retarget: Optional[Dict[str, str]] = None,
-            kinds=None) -> Tuple[str, List[str]]:
+            kinds=None) -> Tuple[str, List[Problem]]:
     """``text`` with every marker rendered again from the results files under
-    ``root``, and one line per marker whose text differed or could not be
-    rendered. ``retarget`` names another results file for a kind of block;
-    ``kinds`` limits the blocks rendered (and then leaves single figures alone)."""
+    ``root``, and its problems. ``retarget`` names another results file for a
+    kind of block; ``kinds`` limits the blocks rendered (and then leaves single
+    figures alone)."""
     cache: Dict[str, dict] = {}
     problems = []
 
-    def line(match) -> int:
-        return text.count("\n", 0, match.start()) + 1
+    def figure(match):
+        head = match.group(0)[:match.group(0).index("-->") + 3]
+        try:
+            data = load(match["file"], cache, root)
+            body = formatted(value_at(data, match["path"]), match["format"])
+        except FigureError as error:
+            problems.append(Problem(_line(match), head, str(error)))
+            return match.group(0)
+        if body != match["body"]:
+            problems.append(Problem(_line(match), head, f"reads {match['body']!r}, "
+                                    f"{match['file']} gives {body!r}", stale=True))
+        return f"{head}{body}<!-- /figure -->"
 
     def block(match):
         kind, name = match["kind"], (retarget or {}).get(match["kind"], match["file"])
-        head = match.group(0).split("\n", 1)[0]
+        head = match.group(0).partition("\n")[0]
         if kinds is not None and kind not in kinds:
             return match.group(0)
         try:
             body = renderer(kind)(load(name, cache, root)).rstrip("\n") + "\n"
         except FigureError as error:
-            problems.append(f"{line(match)}: {head}: {error}")
+            problems.append(Problem(_line(match), head, str(error)))
             return match.group(0)
         if body != match["body"] or name != match["file"]:
-            problems.append(f"{line(match)}: {head}: not the rendering of {name}")
+            problems.append(Problem(_line(match), head, f"not the rendering of {name}",
+                                    stale=True))
         return f"<!-- {kind}: {name} -->\n{body}<!-- /{kind} -->"
 
-    def figure(match):
-        head = match.group(0)[:match.group(0).index("-->") + 3]
-        try:
-            body = formatted(value_at(load(match["file"], cache, root), match["path"]), match["format"])
-        except FigureError as error:
-            problems.append(f"{line(match)}: {head}: {error}")
-            return match.group(0)
-        if body != match["body"]:
-            problems.append(f"{line(match)}: {head}: reads {match['body']!r}, "
-                            f"{match['file']} gives {body!r}")
-        return f"{head}{body}<!-- /figure -->"
-
-    updated = BLOCK.sub(block, text)
-    if kinds is None:
+    updated = text
+    if kinds is None:  # first: a single figure never changes the lines' count
         updated = FIGURE.sub(figure, updated)
         problems += unclosed(text)
-    problems.sort(key=lambda p: int(p.split(":", 1)[0]))
-    return updated, problems
+    updated = BLOCK.sub(block, updated)
+    return updated, sorted(problems)
 
 
 def run(write: bool, retarget: Optional[Dict[str, str]] = None, kinds=None,
-        root: Path = REPO) -> List[str]:
-    """Every document's problems, ``document:line: marker: what``; with
-    ``write``, the documents rendered again (a marker that cannot be rendered
-    is left as it is). ``root``: the repository, or a copy of its documents
-    and results files."""
+        root: Path = REPO) -> List[Tuple[str, Problem]]:
+    """Every document's problems, with the document's path from ``root``;
+    with ``write``, the documents rendered again (a marker that cannot be
+    rendered is left as it is). ``root``: the repository, or a copy of its
+    documents and results files."""
     problems = []
     for path in documents(root):
         text = path.read_text()
         updated, found = rewrite(text, root, retarget, kinds)
-        problems += [f"{path.relative_to(root)}:{p}" for p in found]
+        problems += [(str(path.relative_to(root)), problem) for problem in found]
         if write and updated != text:
             atomic.write_text(path, updated)
     return problems
@@ -201,14 +212,13 @@ def main(argv=None) -> int:
                         help="a copy of the repository's documents and results files [this one]")
     args = parser.parse_args(argv)
     problems = run(args.write, root=args.root.resolve())
-    unrenderable = [p for p in problems if "not the rendering" not in p and " reads " not in p]
-    for problem in (unrenderable if args.write else problems):
-        print(problem, file=sys.stderr)
+    shown = [(d, p) for d, p in problems if args.check or not p.stale]
+    for document, problem in shown:
+        print(problem.where(document), file=sys.stderr)
     if args.check and problems:
         print("Not the rendering of their results files (python benchmarks/figures.py --write)",
               file=sys.stderr)
-        return 1
-    return 1 if unrenderable else 0
+    return 1 if shown else 0
 
 
 if __name__ == "__main__":
