@@ -147,7 +147,8 @@ def markdown_table(result: dict) -> str:
         convs = export["binary_convolutions"]
         lines.append(
             f"| `{name}` | {convs['keras']} → {convs['lce_bconv2d']} | "
-            f"{export['size']['flatbuffer_bytes']:,} B | {export['size']['vs_one_bit_budget']:.3f}x | "
+            f"{export['size']['flatbuffer_bytes']:,} B | "
+            f"{export['size']['vs_one_bit_budget']:.3f}x | "
             f"{100 * export['binary_mac_share']:.1f} % | {100 * export['parity_agreement']:.2f} % "
             f"({100 * export['keras_noise_floor_agreement']:.2f} %) | {trained['steps']}: "
             f"{trained['loss']:.2f}, {100 * trained['val_accuracy']:.1f} % | "

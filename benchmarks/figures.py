@@ -51,8 +51,8 @@ BLOCKS = {
     "deployment-table": "deployment_table:render",
     "deployment-rows": "figures:deployment_rows",
 }
-BLOCK = re.compile(r"<!-- (?P<kind>[a-z0-9-]+): (?P<file>\S+) -->\n(?P<body>.*?)<!-- /(?P=kind) -->",
-                   re.S)
+BLOCK = re.compile(r"<!-- (?P<kind>[a-z0-9-]+): (?P<file>\S+) -->\n"
+                   r"(?P<body>.*?)<!-- /(?P=kind) -->", re.S)
 FIGURE = re.compile(r"<!-- figure: (?P<file>\S+) (?P<path>\S+)(?: (?P<format>\S+))? -->"
                     r"(?P<body>[^\n]*?)<!-- /figure -->")
 FORMAT = re.compile(r"(?:(?P<op>[*/])(?P<factor>[0-9.e]+))?(?::(?P<spec>\S*))?")

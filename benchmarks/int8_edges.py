@@ -100,11 +100,12 @@ def markdown_table(result: dict) -> str:
         f"{size['larq_zoo_birealnet_float_edges_bytes']:,} bytes | "
         f"{size['bireal18_int8_edges_bytes']:,} bytes | **{size['ratio']:.3f}x** (target <= "
         f"{size['target_ratio']}x: {met[size['ratio'] <= size['target_ratio']]}) |",
-        f"| Fashion-MNIST run (28 px, 10 classes), flatbuffer | {run['float_edges_bytes']:,} bytes | "
-        f"{run['int8_bytes']:,} bytes | {ratio:.3f}x |",
+        f"| Fashion-MNIST run (28 px, 10 classes), flatbuffer | "
+        f"{run['float_edges_bytes']:,} bytes | {run['int8_bytes']:,} bytes | {ratio:.3f}x |",
         f"| Fashion-MNIST run, top-1 of the flatbuffer on the {run['examples']:,} test images | "
-        f"{100 * run['float_edges_flatbuffer_top1']:.2f} % | {100 * run['int8_flatbuffer_top1']:.2f} % "
-        f"| **{run['difference_points']:+.2f} point** (target within {run['target_points']}: "
+        f"{100 * run['float_edges_flatbuffer_top1']:.2f} % | "
+        f"{100 * run['int8_flatbuffer_top1']:.2f} % | **{run['difference_points']:+.2f} point** "
+        f"(target within {run['target_points']}: "
         f"{met[abs(run['difference_points']) <= run['target_points']]}) |"])
 
 

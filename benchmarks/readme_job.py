@@ -71,7 +71,8 @@ def markdown_table(result: dict) -> str:
              "export's parity | flatbuffer | host latency | wall time |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for s in result["seeds"]:
-        lines.append(f"| {s['seed']} | {100 * s['keras_top1']:.2f} % | {100 * s['keras_top5']:.2f} % "
+        lines.append(f"| {s['seed']} | {100 * s['keras_top1']:.2f} % "
+                     f"| {100 * s['keras_top5']:.2f} % "
                      f"| {100 * s['lce_top1']:.2f} % | {100 * s['lce_top5']:.2f} % "
                      f"| {100 * s['parity_agreement']:.2f} % | {s['size_bytes']:,} B "
                      f"| {s['host_avg_us'] / 1000:.1f} ms | {s['total_s'] / 60:.1f} min |")
