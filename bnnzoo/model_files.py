@@ -16,6 +16,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from bnnzoo import checksums
+
 
 class ModelFileError(ValueError):
     """A file that is not a Keras model this project can read."""
@@ -48,6 +50,8 @@ def load_model_file(path: Path) -> tf.keras.Model:
     import larq_zoo  # noqa: F401  (registers larq-zoo's functions with Keras)
 
     path = Path(path)
+    if path.is_file():
+        checksums.verify(path)
     try:
         if path.is_file() and path.suffix in (".h5", ".hdf5", ".keras"):
             import h5py
