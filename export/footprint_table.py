@@ -1,34 +1,49 @@
 """Every registered model's footprint at its default input, without building it.
 
 Counting ``bireal152`` or ``resnet152`` means building it at 224 px: listing
-the whole registry that way takes minutes. The counts change only when the
-code that defines the networks (``zoo/``, ``quantizers/``, ``footprint.py``)
-or the stack that builds and counts them (TensorFlow, tf-keras, larq) does,
-so ``footprints.json`` beside this file holds them, under a hash of exactly
-that code and those versions (``code_hash``). A row is read from it only
-while the hash is the current one; otherwise the model is built and counted,
-and the row is kept in ``$XDG_CACHE_HOME/bnnzoo/footprints.json`` (``~/.cache``
-by default) under the new hash, so only the first listing after a change pays.
+the whole registry that way takes minutes. So ``footprints.json`` beside this
+file holds the counts, each row under what decides them: ``layers``, a digest
+of the built model's layers (their classes, configurations without names, how
+they connect, and their weights' shapes: :func:`layers_digest`), and, for the
+whole table, the versions of the stack that builds and counts them
+(TensorFlow, tf-keras, larq). A comment, a docstring or a refactor of the code
+that builds no other layer leaves every digest, and so the table, as it was.
+
+``cli.py models`` reads the table while the stack is the one it was counted
+with; with another stack (or for a model the table lacks) it builds and counts
+the model and keeps the row in ``$XDG_CACHE_HOME/bnnzoo/footprints.json``
+(``~/.cache`` by default), so only the first listing pays. Whether the table
+still holds for the code is :func:`stale_models`' question, which the test
+suite asks: it builds each model and compares its digest with its row's,
+unless the code is the code the table was checked against (``sources``:
+:func:`sources_digest`, which ignores comments and docstrings), a shortcut
+only.
 
     python -m bnnzoo.export.footprint_table           # rebuild every model, rewrite the table
     python -m bnnzoo.export.footprint_table --check   # rebuild every model, compare with it
 """
 
+import ast
+import contextlib
 import hashlib
 import json
 import os
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
 
 from bnnzoo import atomic, quantizers, zoo
 
 from .footprint import footprint
 
 TABLE = Path(__file__).with_name("footprints.json")
-VERSIONS = ("tensorflow", "tf-keras", "larq")
+STACK = ("tensorflow", "tf-keras", "larq")
 REGENERATE = "python -m bnnzoo.export.footprint_table"
+SOURCES = (Path(zoo.__file__).parent, Path(quantizers.__file__).parent)
 
 
 def cache_path() -> Path:
@@ -36,40 +51,132 @@ def cache_path() -> Path:
     return Path(root) / "bnnzoo" / "footprints.json"
 
 
-def code_hash() -> str:
-    """SHA-256 of the sources that define and count the networks (line endings
-    normalised) and of the versions of the stack that builds them."""
-    digest = hashlib.sha256()
-    folders = (Path(zoo.__file__).parent, Path(quantizers.__file__).parent)
-    files = [path for folder in folders for path in sorted(folder.glob("*.py"))]
-    files.append(Path(__file__).with_name("footprint.py"))
-    for path in files:
-        digest.update(f"{path.parent.name}/{path.name}\n".encode())
-        digest.update(path.read_bytes().replace(b"\r\n", b"\n"))
-    for name in VERSIONS:
+def stack_versions() -> Dict[str, str]:
+    """The installed versions of the packages that build and count the models."""
+    found = {}
+    for name in STACK:
         try:
-            version = metadata.version(name)
+            found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            version = "-"
-        digest.update(f"{name}=={version}\n".encode())
+            found[name] = "-"
+    return found
+
+
+# ------------------------------------------------------------ the key of a row
+
+
+def _json_value(value):
+    """What ``json`` cannot write itself in a layer configuration."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tf.TensorShape):
+        return value.as_list()
+    if isinstance(value, tf.DType):
+        return value.name
+    raise TypeError(f"{type(value).__name__} in a layer configuration")
+
+
+def _without_layer_names(config: dict) -> dict:
+    """A functional model's configuration with each layer named by its position
+    (``#3``), wherever the name stands: Keras numbers unnamed layers in the
+    order a process creates them."""
+    layers = config.get("layers")
+    if not isinstance(layers, list):
+        return config
+    position = {entry["config"]["name"]: f"#{i}" for i, entry in enumerate(layers)}
+
+    def renamed(value):
+        if isinstance(value, str):
+            return position.get(value, value)
+        if isinstance(value, (list, tuple)):
+            return [renamed(item) for item in value]
+        if isinstance(value, dict):
+            return {key: renamed(item) for key, item in value.items()}
+        return value
+
+    described = {key: renamed(value) for key, value in config.items()
+                 if key not in ("name", "layers")}
+    described["layers"] = [
+        {"class_name": entry["class_name"],
+         "config": _without_layer_names({k: v for k, v in entry["config"].items() if k != "name"}),
+         "inbound_nodes": renamed(entry.get("inbound_nodes", []))}
+        for entry in layers]
+    return described
+
+
+def _without_names_or_modules(value):
+    """``value`` without the names of nested layers (a quantizer is a layer)
+    and without the module a class is defined in: its registered name says
+    which class it is, wherever it lives."""
+    if isinstance(value, dict):
+        is_layer = "name" in value and "trainable" in value
+        return {key: _without_names_or_modules(item) for key, item in value.items()
+                if not (key == "name" and is_layer)
+                and not (key == "module" and "class_name" in value)}
+    if isinstance(value, (list, tuple)):
+        return [_without_names_or_modules(item) for item in value]
+    return value
+
+
+def layers_digest(model: tf.keras.Model) -> str:
+    """SHA-256 of what decides ``model``'s footprint: its layers' classes and
+    configurations (quantizers, widths, strides, ...) without their names, how
+    they connect, and the shape and type of every weight. The same for every
+    build of the same layers, in any process, whatever code built them."""
+    described = {"config": _without_names_or_modules(_without_layer_names(model.get_config())),
+                 "weights": [[[int(d) for d in w.shape], w.dtype.name] for w in model.weights]}
+    text = json.dumps(described, sort_keys=True, default=_json_value)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def code_digest(source: str) -> str:
+    """SHA-256 of Python ``source``'s syntax tree without its docstrings:
+    comments, docstrings and layout do not change it."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
+def sources_digest(folders: Iterable[Path] = SOURCES) -> str:
+    """One digest of the code of ``zoo/`` and ``quantizers/`` (:func:`code_digest`
+    of each file) and of the Python that reads it: while it is the one the table
+    was checked against, the models build the same layers without being built."""
+    digest = hashlib.sha256(f"python {sys.version_info[0]}.{sys.version_info[1]}\n".encode())
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.py")):
+            digest.update(f"{path.parent.name}/{path.name} {code_digest(path.read_text())}\n"
+                          .encode())
     return digest.hexdigest()
 
 
-def read_table(path: Path) -> dict:
-    """``{"code": hash, "models": {name: row}}``; empty if absent or unreadable."""
+# --------------------------------------------------------------- counting
+
+
+@contextlib.contextmanager
+def _float32_layers():
+    """Build in float32, whatever precision policy the process has set."""
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy("float32")
     try:
-        table = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-    return table if isinstance(table, dict) else {}
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
 
 
 def count_model(name: str) -> dict:
-    """Build ``name`` at its default input and count it: the table's row."""
-    import tensorflow as tf
-
-    model = zoo.get_model(name)
-    row = {"input_shape": [int(d) for d in model.input_shape[1:]],
+    """Build ``name`` at its default input and count it: the table's row,
+    with the digest of the layers it counted."""
+    with _float32_layers():
+        model = zoo.get_model(name)
+    row = {"layers": layers_digest(model),
+           "input_shape": [int(d) for d in model.input_shape[1:]],
            "num_classes": int(model.output_shape[-1]),
            **footprint(model).as_dict()}
     del model
@@ -77,32 +184,69 @@ def count_model(name: str) -> dict:
     return row
 
 
+def read_table(path: Path) -> dict:
+    """``{"stack": versions, "sources": digest, "models": {name: row}}``; empty
+    if absent or unreadable."""
+    try:
+        table = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return table if isinstance(table, dict) else {}
+
+
+def stale_models(table: dict, names: Optional[Sequence[str]] = None) -> List[str]:
+    """The models among ``names`` (default: the registry) whose row in
+    ``table`` was not counted on the layers they build now, or that have no
+    row. Each is built (in float32) unless the code is the one the table was
+    checked against (its ``sources``)."""
+    names = zoo.list_models() if names is None else list(names)
+    rows = table.get("models", {})
+    if table.get("sources") == sources_digest():
+        return [name for name in names if name not in rows]
+    stale = []
+    for name in names:
+        if name in rows:
+            with _float32_layers():
+                model = zoo.get_model(name)
+            same = layers_digest(model) == rows[name].get("layers")
+            del model
+            tf.keras.backend.clear_session()
+            if same:
+                continue
+        stale.append(name)
+    return stale
+
+
+def _counts(row: dict) -> dict:
+    return {key: value for key, value in row.items() if key != "layers"}
+
+
 def model_footprints(names: Sequence[str], *,
                      note: Optional[Callable[[str], None]] = None) -> Dict[str, dict]:
-    """Each name's row: from the committed table or the user's cache while
-    their hash is the code's, else counted (and cached). ``note`` is told once
-    when models have to be built."""
-    current = code_hash()
-    rows: Dict[str, dict] = {}
-    for source in (TABLE, cache_path()):
-        table = read_table(source)
-        if table.get("code") == current:
-            rows.update({n: r for n, r in table.get("models", {}).items() if n not in rows})
-    missing = [name for name in names if name not in rows]
+    """Each name's row: from the committed table while the stack is the one it
+    was counted with, else from the user's cache (counted with this stack and
+    this code), else counted and cached. ``note`` is told once when models
+    have to be built."""
+    stack = stack_versions()
+    table = read_table(TABLE)
+    rows = dict(table.get("models", {})) if table.get("stack") == stack else {}
+    cache = read_table(cache_path())
+    key = {"stack": stack, "sources": sources_digest()}
+    cached = cache.get("models", {}) if {k: cache.get(k) for k in key} == key else {}
+    missing = [name for name in names if name not in rows and name not in cached]
     if missing:
         if note is not None:
-            note(f"Note: {TABLE.name} was made for other code (zoo, quantizers or the stack "
-                 f"changed): counting {len(missing)} model(s) by building them (`{REGENERATE}` "
-                 "updates the table).")
-        cache = read_table(cache_path())
-        cached = cache.get("models", {}) if cache.get("code") == current else {}
+            why = ("was counted with other versions of TensorFlow, tf-keras or larq"
+                   if table.get("stack") != stack else "lacks them")
+            note(f"Note: {TABLE.name} {why}: counting {len(missing)} model(s) by building "
+                 f"them (`{REGENERATE}` updates the table).")
         for name in missing:
-            rows[name] = cached[name] = count_model(name)
+            cached[name] = count_model(name)
         try:
-            atomic.write_json(cache_path(), {"code": current, "models": cached})
+            atomic.write_json(cache_path(), {**key, "models": cached})
         except OSError:
             pass  # a read-only home: counted again next time
-    return {name: rows[name] for name in names}
+    return {name: _counts(rows[name] if name in rows else cached[name]) for name in names}
 
 
 def describe_models(names: Optional[Sequence[str]] = None, *,
@@ -120,23 +264,22 @@ def describe_models(names: Optional[Sequence[str]] = None, *,
 
 def main(argv: Sequence[str]) -> int:
     check = "--check" in argv
-    current = code_hash()  # the code the rows are counted with
-    counted = {}
+    table = {"stack": stack_versions(), "sources": sources_digest(), "models": {}}
     for name in zoo.list_models():
-        counted[name] = count_model(name)
-        print(f"{name}: {counted[name]['params']:,} params", flush=True)
-    table = {"code": current, "models": counted}
+        table["models"][name] = count_model(name)
+        print(f"{name}: {table['models'][name]['params']:,} params", flush=True)
     if not check:
         atomic.write_json(TABLE, table)
         print(f"Wrote {TABLE}")
         return 0
     stored = read_table(TABLE)
-    differ = [name for name in counted if stored.get("models", {}).get(name) != counted[name]]
-    if stored.get("code") != table["code"]:
-        print(f"{TABLE} was made for other code: `{REGENERATE}` rewrites it.")
+    differ = [name for name, row in table["models"].items()
+              if stored.get("models", {}).get(name) != row]
+    if stored.get("stack") != table["stack"]:
+        print(f"{TABLE} was counted with another stack: `{REGENERATE}` rewrites it.")
     if differ:
         print(f"Rows that differ from the built models: {', '.join(differ)}.")
-    return 1 if differ or stored.get("code") != table["code"] else 0
+    return 1 if differ or stored.get("stack") != table["stack"] else 0
 
 
 if __name__ == "__main__":

@@ -179,8 +179,8 @@ def test_a_damaged_model_h5_is_refused_by_every_command_that_reads_it(invoke, ru
                  ["quantize", run_copy, "--steps", "1", "--calibration-images", "8"],
                  ["train", *TINY_TRAIN, "--init-from", run_copy, "--output",
                   run_copy.parent / "student"],
-                 ["train", *TINY_TRAIN, "--teacher", model, "--output",
-                  run_copy.parent / "taught"]):
+                 ["train", "real2bin", *TINY_TRAIN[1:], "--stage", "1", "--teacher", model,
+                  "--output", run_copy.parent / "taught"]):
         assert_one_clear_error(invoke(*args), "Cannot load a Keras model from", model, "SHA-256")
     assert {p: p.read_bytes() for p in run_copy.rglob("*") if p.is_file()} == before
     assert not (run_copy.parent / "student").exists() and not (run_copy.parent / "taught").exists()
