@@ -5,6 +5,7 @@ A run directory holds everything a later stage reads:
 
     config.json     the exact configuration (and package versions)
     model.h5        the trained Keras model (written when training ends)
+    model.h5.sha256 its SHA-256, checked whenever it is read (``bnnzoo.checksums``)
     checkpoints/    model + optimiser + epoch after every completed epoch
     history.csv, history.json, steps.json, curves.png, logs/ (TensorBoard)
     int8/           optional: the int8 stage (``cli.py quantize``), a run of its own
