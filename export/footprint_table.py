@@ -31,12 +31,12 @@ import os
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from bnnzoo import atomic, quantizers, zoo
+from bnnzoo import atomic, quantizers, runs, zoo
 
 from .footprint import footprint
 
@@ -160,28 +160,25 @@ def sources_digest(folders: Iterable[Path] = SOURCES) -> str:
 
 
 @contextlib.contextmanager
-def _float32_layers():
-    """Build in float32, whatever precision policy the process has set."""
-    previous = tf.keras.mixed_precision.global_policy()
-    tf.keras.mixed_precision.set_global_policy("float32")
+def _built(name: str) -> Iterator[tf.keras.Model]:
+    """``name`` built at its default input in float32 (whatever precision the
+    process uses), its memory given back afterwards."""
+    with runs.float32_layers():
+        model = zoo.get_model(name)
     try:
-        yield
+        yield model
     finally:
-        tf.keras.mixed_precision.set_global_policy(previous)
+        tf.keras.backend.clear_session()  # 224 px ResNet-152s add up
 
 
 def count_model(name: str) -> dict:
     """Build ``name`` at its default input and count it: the table's row,
     with the digest of the layers it counted."""
-    with _float32_layers():
-        model = zoo.get_model(name)
-    row = {"layers": layers_digest(model),
-           "input_shape": [int(d) for d in model.input_shape[1:]],
-           "num_classes": int(model.output_shape[-1]),
-           **footprint(model).as_dict()}
-    del model
-    tf.keras.backend.clear_session()  # 224 px ResNet-152s add up
-    return row
+    with _built(name) as model:
+        return {"layers": layers_digest(model),
+                "input_shape": [int(d) for d in model.input_shape[1:]],
+                "num_classes": int(model.output_shape[-1]),
+                **footprint(model).as_dict()}
 
 
 def read_table(path: Path) -> dict:
@@ -206,13 +203,9 @@ def stale_models(table: dict, names: Optional[Sequence[str]] = None) -> List[str
     stale = []
     for name in names:
         if name in rows:
-            with _float32_layers():
-                model = zoo.get_model(name)
-            same = layers_digest(model) == rows[name].get("layers")
-            del model
-            tf.keras.backend.clear_session()
-            if same:
-                continue
+            with _built(name) as model:
+                if layers_digest(model) == rows[name].get("layers"):
+                    continue
         stale.append(name)
     return stale
 
