@@ -46,7 +46,9 @@ def _has_functions(config) -> bool:
 
 
 def load_model_file(path: Path) -> tf.keras.Model:
-    """The Keras model saved at ``path`` (``.h5`` file or SavedModel folder)."""
+    """The Keras model saved at ``path`` (``.h5`` file or SavedModel folder);
+    a file whose recorded SHA-256 it no longer has is refused
+    (``bnnzoo.checksums.ChecksumMismatch``)."""
     import larq_zoo  # noqa: F401  (registers larq-zoo's functions with Keras)
 
     path = Path(path)

@@ -202,7 +202,8 @@ def output_shape(buf: bytes) -> Tuple[int, ...]:
 
 def read_flatbuffer(path) -> bytes:
     """The bytes of a flatbuffer file, checked to be one (``FlatbufferError``,
-    a ``ValueError``, on a damaged file; ``FileNotFoundError`` if absent)."""
+    a ``ValueError``, on a damaged file; ``FileNotFoundError`` if absent) and
+    to be the bytes recorded when it was written (``bnnzoo.checksums``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist.")
