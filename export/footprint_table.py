@@ -2,48 +2,44 @@
 
 Counting ``bireal152`` or ``resnet152`` means building it at 224 px: listing
 the whole registry that way takes minutes. So ``footprints.json`` beside this
-file holds the counts, each row under what decides them: ``layers``, a digest
-of the built model's layers (their classes, configurations without names, how
-they connect, and their weights' shapes: :func:`layers_digest`), and, for the
-whole table, the versions of the stack that builds and counts them
-(TensorFlow, tf-keras, larq). A comment, a docstring or a refactor of the code
-that builds no other layer leaves every digest, and so the table, as it was.
+file holds the counts, each row under what decides them, the digest of the
+model's built layers (``layers``: :func:`.model_digest.layers_digest`), and
+the whole table under the versions of the stack that builds and counts them
+(TensorFlow, tf-keras, larq). A comment, a docstring or a refactor that builds
+the same layers leaves every digest, and so the table, as it was.
 
-``cli.py models`` reads the table while the stack is the one it was counted
-with; with another stack (or for a model the table lacks) it builds and counts
-the model and keeps the row in ``$XDG_CACHE_HOME/bnnzoo/footprints.json``
-(``~/.cache`` by default), so only the first listing pays. Whether the table
-still holds for the code is :func:`stale_models`' question, which the test
-suite asks: it builds each model and compares its digest with its row's,
-unless the code is the code the table was checked against (``sources``:
-:func:`sources_digest`, which ignores comments and docstrings), a shortcut
-only.
+``cli.py models`` reads the table, building nothing, while the stack is the one
+it was counted with; with another stack (or for a model the table lacks) it
+counts the models it lists by building them and keeps their rows in
+``$XDG_CACHE_HOME/bnnzoo/footprints.json`` (``~/.cache`` by default), so only
+the first listing pays. Whether the table holds for the code is
+:func:`stale_models`' question, which the test suite asks: it builds each
+model and compares digests, unless the code is, comments and docstrings
+aside, the code the table was checked against (``sources``:
+:func:`.model_digest.sources_digest`), a shortcut only.
 
     python -m bnnzoo.export.footprint_table           # rebuild every model, rewrite the table
     python -m bnnzoo.export.footprint_table --check   # rebuild every model, compare with it
 """
 
-import ast
 import contextlib
-import hashlib
 import json
 import os
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
-import numpy as np
 import tensorflow as tf
 
-from bnnzoo import atomic, quantizers, runs, zoo
+from bnnzoo import atomic, runs, zoo
 
 from .footprint import footprint
+from .model_digest import layers_digest, sources_digest
 
 TABLE = Path(__file__).with_name("footprints.json")
 STACK = ("tensorflow", "tf-keras", "larq")
 REGENERATE = "python -m bnnzoo.export.footprint_table"
-SOURCES = (Path(zoo.__file__).parent, Path(quantizers.__file__).parent)
 
 
 def cache_path() -> Path:
@@ -60,103 +56,6 @@ def stack_versions() -> Dict[str, str]:
         except metadata.PackageNotFoundError:
             found[name] = "-"
     return found
-
-
-# ------------------------------------------------------------ the key of a row
-
-
-def _json_value(value):
-    """What ``json`` cannot write itself in a layer configuration."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, tf.TensorShape):
-        return value.as_list()
-    if isinstance(value, tf.DType):
-        return value.name
-    raise TypeError(f"{type(value).__name__} in a layer configuration")
-
-
-def _without_layer_names(config: dict) -> dict:
-    """A functional model's configuration with each layer named by its position
-    (``#3``), wherever the name stands: Keras numbers unnamed layers in the
-    order a process creates them."""
-    layers = config.get("layers")
-    if not isinstance(layers, list):
-        return config
-    position = {entry["config"]["name"]: f"#{i}" for i, entry in enumerate(layers)}
-
-    def renamed(value):
-        if isinstance(value, str):
-            return position.get(value, value)
-        if isinstance(value, (list, tuple)):
-            return [renamed(item) for item in value]
-        if isinstance(value, dict):
-            return {key: renamed(item) for key, item in value.items()}
-        return value
-
-    described = {key: renamed(value) for key, value in config.items()
-                 if key not in ("name", "layers")}
-    described["layers"] = [
-        {"class_name": entry["class_name"],
-         "config": _without_layer_names({k: v for k, v in entry["config"].items() if k != "name"}),
-         "inbound_nodes": renamed(entry.get("inbound_nodes", []))}
-        for entry in layers]
-    return described
-
-
-def _without_names_or_modules(value):
-    """``value`` without the names of nested layers (a quantizer is a layer)
-    and without the module a class is defined in: its registered name says
-    which class it is, wherever it lives."""
-    if isinstance(value, dict):
-        is_layer = "name" in value and "trainable" in value
-        return {key: _without_names_or_modules(item) for key, item in value.items()
-                if not (key == "name" and is_layer)
-                and not (key == "module" and "class_name" in value)}
-    if isinstance(value, (list, tuple)):
-        return [_without_names_or_modules(item) for item in value]
-    return value
-
-
-def layers_digest(model: tf.keras.Model) -> str:
-    """SHA-256 of what decides ``model``'s footprint: its layers' classes and
-    configurations (quantizers, widths, strides, ...) without their names, how
-    they connect, and the shape and type of every weight. The same for every
-    build of the same layers, in any process, whatever code built them."""
-    described = {"config": _without_names_or_modules(_without_layer_names(model.get_config())),
-                 "weights": [[[int(d) for d in w.shape], w.dtype.name] for w in model.weights]}
-    text = json.dumps(described, sort_keys=True, default=_json_value)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def code_digest(source: str) -> str:
-    """SHA-256 of Python ``source``'s syntax tree without its docstrings:
-    comments, docstrings and layout do not change it."""
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
-    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
-
-
-def sources_digest(folders: Iterable[Path] = SOURCES) -> str:
-    """One digest of the code of ``zoo/`` and ``quantizers/`` (:func:`code_digest`
-    of each file) and of the Python that reads it: while it is the one the table
-    was checked against, the models build the same layers without being built."""
-    digest = hashlib.sha256(f"python {sys.version_info[0]}.{sys.version_info[1]}\n".encode())
-    for folder in folders:
-        for path in sorted(Path(folder).glob("*.py")):
-            digest.update(f"{path.parent.name}/{path.name} {code_digest(path.read_text())}\n"
-                          .encode())
-    return digest.hexdigest()
-
-
-# --------------------------------------------------------------- counting
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from bnnzoo import zoo
-from bnnzoo.export import footprint_table
+from bnnzoo.export import footprint_table, model_digest
 from bnnzoo.zoo.variants import with_quantizers
 
 CHEAP = ["siman_resnet20", "siman_vgg_small"]  # 32 px CIFAR layouts: seconds to build
@@ -77,14 +77,14 @@ def test_comments_docstrings_and_layout_leave_the_code_digest_but_code_does_not(
     source = '"""A module."""\n\ndef f(x):\n    """Twice x."""\n    return 2 * x\n'
     same = ('"""Another docstring."""\n# a comment\n\ndef f(x):  # why\n\n'
             '    return 2 * x  # more\n')
-    assert footprint_table.code_digest(source) == footprint_table.code_digest(same)
-    assert footprint_table.code_digest(source) != footprint_table.code_digest(
+    assert model_digest.code_digest(source) == model_digest.code_digest(same)
+    assert model_digest.code_digest(source) != model_digest.code_digest(
         source.replace("2 * x", "3 * x"))
-    copies = [shutil.copytree(folder, tmp_path / folder.name) for folder in footprint_table.SOURCES]
-    before = footprint_table.sources_digest(copies)
+    copies = [shutil.copytree(folder, tmp_path / folder.name) for folder in model_digest.SOURCES]
+    before = model_digest.sources_digest(copies)
     for path in sorted(copies[0].glob("*.py")):
         path.write_text("# a comment at the top of every zoo file\n" + path.read_text())
-    assert footprint_table.sources_digest(copies) == before
+    assert model_digest.sources_digest(copies) == before
 
 
 def test_another_stack_counts_by_building_once_then_reads_the_cache(tmp_path, monkeypatch,
