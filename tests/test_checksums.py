@@ -8,6 +8,7 @@ HDF5 keeps no checksum of its data, so bytes changed in the middle of
 import hashlib
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import larq as lq
@@ -165,6 +166,9 @@ def test_a_run_records_the_sha256_of_its_model_and_its_export(tiny_run):
     [flatbuffer] = (tiny_run / "export").glob("*.tflite")
     for path in (tiny_run / runs.MODEL, flatbuffer):
         assert checksums.recorded(path) == checksums.sha256(path), path
+        check = subprocess.run(["sha256sum", "-c", checksums.sidecar(path).name], cwd=path.parent,
+                               capture_output=True, text=True)
+        assert check.returncode == 0 and ": OK" in check.stdout, check.stdout + check.stderr
 
 
 @requires_fashion_mnist
@@ -204,8 +208,6 @@ def test_the_cli_refuses_a_damaged_model_in_one_line_without_a_traceback(run_cop
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if "SHA-256" in line]
     assert len(errors) == 1 and str(run_copy / runs.MODEL) in errors[0], result.stderr
-
-
 
 
 def test_a_staged_run_copies_its_last_stage_checked_and_refuses_a_damaged_stage(tmp_path,
