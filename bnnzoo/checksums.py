@@ -19,8 +19,9 @@ tensor and are checked by TensorFlow when restored.)
 import contextlib
 import hashlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 from bnnzoo import atomic
 

@@ -26,9 +26,10 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Optional
 
 import tensorflow as tf
 
@@ -47,7 +48,7 @@ def cache_path() -> Path:
     return Path(root) / "bnnzoo" / "footprints.json"
 
 
-def stack_versions() -> Dict[str, str]:
+def stack_versions() -> dict[str, str]:
     """The installed versions of the packages that build and count the models."""
     found = {}
     for name in STACK:
@@ -90,7 +91,7 @@ def read_table(path: Path) -> dict:
     return table if isinstance(table, dict) else {}
 
 
-def stale_models(table: dict, names: Optional[Sequence[str]] = None) -> List[str]:
+def stale_models(table: dict, names: Optional[Sequence[str]] = None) -> list[str]:
     """The models among ``names`` (default: the registry) whose row in
     ``table`` was not counted on the layers they build now, or that have no
     row. Each is built (in float32) unless the code is the one the table was
@@ -114,7 +115,7 @@ def _counts(row: dict) -> dict:
 
 
 def model_footprints(names: Sequence[str], *,
-                     note: Optional[Callable[[str], None]] = None) -> Dict[str, dict]:
+                     note: Optional[Callable[[str], None]] = None) -> dict[str, dict]:
     """Each name's row: from the committed table while the stack is the one it
     was counted with, else from the user's cache (counted with this stack and
     this code), else counted and cached. ``note`` is told once when models
@@ -142,7 +143,7 @@ def model_footprints(names: Sequence[str], *,
 
 
 def describe_models(names: Optional[Sequence[str]] = None, *,
-                    note: Optional[Callable[[str], None]] = None) -> List[dict]:
+                    note: Optional[Callable[[str], None]] = None) -> list[dict]:
     """What ``cli.py models`` prints: for each name (default: the registry)
     its default input, footprint and the paper's figures. An unknown name is a
     ``KeyError`` naming the choices."""
