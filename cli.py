@@ -96,7 +96,7 @@ def models(obj, names, as_json):
     (ImageNet layouts), 32x32x3 with 10 (CIFAR layouts); FLOPs = float MACs
     + binary MACs / 64, as the Bi-Real and XNOR-Net papers count them. Paper
     top-1 is ImageNet's, CIFAR-10's for the CIFAR layouts. The counts come
-    from a table kept for the current code (rebuilt models when it is not).
+    from a table keyed on each model's built layers (built only for another stack).
     """
     _silence_python_logs(obj["verbose"])
     from bnnzoo.export.footprint_table import describe_models

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from bnnzoo import checksums
+
 
 class ModelFileError(ValueError):
     """A file that is not a Keras model this project can read."""
@@ -44,10 +46,14 @@ def _has_functions(config) -> bool:
 
 
 def load_model_file(path: Path) -> tf.keras.Model:
-    """The Keras model saved at ``path`` (``.h5`` file or SavedModel folder)."""
+    """The Keras model saved at ``path`` (``.h5`` file or SavedModel folder);
+    a file whose recorded SHA-256 it no longer has is refused
+    (``bnnzoo.checksums.ChecksumMismatch``)."""
     import larq_zoo  # noqa: F401  (registers larq-zoo's functions with Keras)
 
     path = Path(path)
+    if path.is_file():
+        checksums.verify(path)
     try:
         if path.is_file() and path.suffix in (".h5", ".hdf5", ".keras"):
             import h5py

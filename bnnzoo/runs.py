@@ -5,6 +5,7 @@ A run directory holds everything a later stage reads:
 
     config.json     the exact configuration (and package versions)
     model.h5        the trained Keras model (written when training ends)
+    model.h5.sha256 its SHA-256, checked whenever it is read (``bnnzoo.checksums``)
     checkpoints/    model + optimiser + epoch after every completed epoch
     history.csv, history.json, steps.json, curves.png, logs/ (TensorBoard)
     int8/           optional: the int8 stage (``cli.py quantize``), a run of its own
@@ -189,7 +190,7 @@ def restore_checkpoint(checkpoint: tf.train.Checkpoint, run_dir: Path):
 
 
 @contextlib.contextmanager
-def _float32_layers():
+def float32_layers():
     """Layers built inside are float32 (a mixed-precision run's checkpoint
     restores into them); the global policy is restored afterwards."""
     previous = tf.keras.mixed_precision.global_policy()
@@ -215,7 +216,7 @@ def load_trained_model(run_dir: Path) -> tf.keras.Model:
     run_dir = Path(run_dir)
     if (run_dir / MODEL).is_file():
         return load_model_file(run_dir / MODEL)
-    with _float32_layers():
+    with float32_layers():
         model = build_network(read_config(run_dir))
     status = restore_checkpoint(tf.train.Checkpoint(model=model), run_dir)
     if status is None:

@@ -23,6 +23,8 @@ import numpy as np
 from flatbuffers import flexbuffers
 from tensorflow.lite.python import schema_py_generated as schema
 
+from bnnzoo import checksums
+
 BCONV = "LceBconv2d"
 REAL_WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 _BUILTIN_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items()
@@ -200,11 +202,13 @@ def output_shape(buf: bytes) -> Tuple[int, ...]:
 
 def read_flatbuffer(path) -> bytes:
     """The bytes of a flatbuffer file, checked to be one (``FlatbufferError``,
-    a ``ValueError``, on a damaged file; ``FileNotFoundError`` if absent)."""
+    a ``ValueError``, on a damaged file; ``FileNotFoundError`` if absent) and
+    to be the bytes recorded when it was written (``bnnzoo.checksums``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist.")
     buf = path.read_bytes()
+    checksums.verify(path, buf, what="a flatbuffer")
     operators(buf)
     return buf
 

@@ -18,7 +18,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from bnnzoo import atomic, datasets, runs
+from bnnzoo import atomic, checksums, datasets, runs
 from bnnzoo.progress import Progress
 from bnnzoo.quantizers.int8 import int8_ranges
 from bnnzoo.zoo.binary_layers import binary_operations
@@ -159,7 +159,7 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
     # first, then its report; without --overwrite neither replaces a file.
     with atomic.atomic_path(report_path(output), overwrite) as tmp_report:
         tmp_report.write_text(json.dumps(report, indent=2) + "\n")
-        with atomic.atomic_path(output, overwrite) as tmp_flatbuffer:
+        with checksums.recorded_path(output, overwrite) as tmp_flatbuffer:
             tmp_flatbuffer.write_bytes(buf)
     runs.set_latest_export(output)
     return output, report

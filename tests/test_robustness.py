@@ -150,7 +150,7 @@ def test_export_writes_nothing_outside_its_output(invoke, tiny_files, tmp_path, 
                     "--output", out / "m.tflite")
     assert result.exit_code == 0, result.output
     assert list(cwd.iterdir()) == []
-    assert sorted(p.name for p in out.iterdir()) == ["m.report.json", "m.tflite"]
+    assert sorted(p.name for p in out.iterdir()) == ["m.report.json", "m.tflite", "m.tflite.sha256"]
     assert sorted(p.name for p in model_file.parent.iterdir()) == ["tiny.h5", "tiny.tflite"]
     # Both written through bnnzoo.atomic.
     assert out / "m.tflite" in recorder and out / "m.report.json" in recorder

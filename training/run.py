@@ -18,7 +18,7 @@ from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
-from bnnzoo import atomic, datasets, runs, zoo
+from bnnzoo import checksums, datasets, runs, zoo
 from bnnzoo.progress import FitProgress
 from bnnzoo.quantizers.int8 import int8_ranges
 from bnnzoo.zoo.binary_layers import undecayed_weights
@@ -251,6 +251,6 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *,
             callbacks=callbacks,
             verbose=verbose,
         )
-    with atomic.atomic_path(run_dir / runs.MODEL) as tmp:
+    with checksums.recorded_path(run_dir / runs.MODEL) as tmp:
         hardware.save_float32(trained_part(model), tmp)
     return run_dir

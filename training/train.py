@@ -20,7 +20,7 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
-from bnnzoo import atomic, datasets, quiet, runs
+from bnnzoo import checksums, datasets, quiet, runs
 
 from . import distribution, hardware, history, stages
 from .config import TrainConfig, config_from_dict, resolve, typed_options
@@ -70,6 +70,10 @@ def train_plan(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *, re
                verbose: Optional[int] = None, point_latest: bool = True) -> Path:
     """Train the stages of ``config``'s plan still without a ``model.h5``, in order."""
     plan = stages.plan(config, run_dir)
+    for finished in dict.fromkeys([run_dir / name / runs.MODEL for name, _ in plan]
+                                  + [run_dir / runs.MODEL]):
+        if finished.is_file():
+            checksums.verify(finished)  # a damaged stage is neither done nor taught from
     pending = [(name, stage) for name, stage in plan
                if not (run_dir / name / runs.MODEL).is_file()]
     if not pending and (run_dir / runs.MODEL).is_file():
@@ -92,7 +96,8 @@ def train_plan(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *, re
         train_run(stage, data, run_dir / name, model=model, verbose=verbose)
         model = None  # the next stage builds its own, from (and taught by) this one
     if len(plan) > 1:
-        with atomic.atomic_path(run_dir / runs.MODEL) as tmp:
+        with checksums.recorded_path(run_dir / runs.MODEL) as tmp:
+            checksums.verify(run_dir / plan[-1][0] / runs.MODEL)
             shutil.copyfile(run_dir / plan[-1][0] / runs.MODEL, tmp)
     return run_dir
 
@@ -170,6 +175,7 @@ def extend(run_dir: Path, stored: TrainConfig, epochs: int) -> TrainConfig:
     # The finished model first: killed before the new config.json is written,
     # the run is still its finished self (--resume rewrites the same model.h5).
     (run_dir / runs.MODEL).unlink(missing_ok=True)
+    checksums.sidecar(run_dir / runs.MODEL).unlink(missing_ok=True)
     runs.write_config(run_dir, {**runs.read_config(run_dir), "epochs": epochs, "options": options})
     return extended
 
