@@ -69,6 +69,10 @@ class LearnedRescale(tf.keras.layers.Layer):
     not the HW C of their product.
     """
 
+    # zoo.binary_layers: s_c scales each channel; a real -> binary weight switch
+    # carries the convolution's magnitudes into it (training.switch).
+    channel_scale = "scale_c"
+
     def build(self, input_shape):
         _, height, width, channels = input_shape
         for name, shape in (("scale_h", (height, 1, 1)), ("scale_w", (1, width, 1)),
