@@ -150,6 +150,13 @@ REAL_TO_BINARY = Recipe(
     reference="Martinez et al., Real-to-Binary Net (ICLR 2020); larq-zoo's re-implementation",
 )
 
+# larq-zoo's BinaryDenseNet-28 task (RECIPES below: -37 and MeliusNet-22 from it).
+BINARY_DENSENET28 = Recipe(
+    name="binary_densenet28", optimizer="adam", learning_rate=4e-3, adam_epsilon=1e-8,
+    reference_batch_size=256, schedule="step", decay_at=_steps(120, 100, 110),
+    epochs=120, batch_size=256,
+    reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryDenseNet28")
+
 
 RECIPES = {
     # Bi-Real Net, official PyTorch re-implementation (reaches the paper):
@@ -233,15 +240,9 @@ RECIPES = {
         reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryResNetE18"),
     # BinaryDenseNet-28: Adam 4e-3 (epsilon 1e-8), x0.1 at 100, 110 of 120, batch 256;
     # -37 the same at batch 192; -45 8e-3, x0.1 at 80, 100 of 125, batch 384.
-    "binary_densenet28": Recipe(
-        name="binary_densenet28", optimizer="adam", learning_rate=4e-3, adam_epsilon=1e-8,
-        reference_batch_size=256, schedule="step", decay_at=_steps(120, 100, 110),
-        epochs=120, batch_size=256,
-        reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryDenseNet28"),
-    "binary_densenet37": Recipe(
-        name="binary_densenet37", optimizer="adam", learning_rate=4e-3, adam_epsilon=1e-8,
-        reference_batch_size=192, schedule="step", decay_at=_steps(120, 100, 110),
-        epochs=120, batch_size=192,
+    "binary_densenet28": BINARY_DENSENET28,
+    "binary_densenet37": dataclasses.replace(
+        BINARY_DENSENET28, name="binary_densenet37", reference_batch_size=192, batch_size=192,
         reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryDenseNet37"),
     "binary_densenet45": Recipe(
         name="binary_densenet45", optimizer="adam", learning_rate=8e-3, adam_epsilon=1e-8,
@@ -249,10 +250,8 @@ RECIPES = {
         epochs=125, batch_size=384,
         reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryDenseNet45"),
     # MeliusNet-22: larq-zoo has no task for it; its BinaryDenseNet-28 task's values.
-    "meliusnet22": Recipe(
-        name="meliusnet22", optimizer="adam", learning_rate=4e-3, adam_epsilon=1e-8,
-        reference_batch_size=256, schedule="step", decay_at=_steps(120, 100, 110),
-        epochs=120, batch_size=256,
+    "meliusnet22": dataclasses.replace(
+        BINARY_DENSENET28, name="meliusnet22",
         reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryDenseNet28 (larq-zoo "
                   "publishes no MeliusNet task)"),
     # DoReFa-Net: Adam 2e-4 (epsilon 1e-5), x0.2 at 60, x0.04 at 75, then x0.1
