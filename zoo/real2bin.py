@@ -49,6 +49,7 @@ from bnnzoo.quantizers.border_corrected_conv import BorderCorrectedQuantConv2D
 from .core import ModelFactory, uses_small_image_stem
 from .model_docs import ModelDoc, with_larq_zoo_weights
 from .registry import register_factory
+from .variants import register_variant, with_quantizers
 
 
 @tf.keras.utils.register_keras_serializable(package="bnnzoo")
@@ -180,6 +181,16 @@ class Real2BinFactory(ModelFactory):
         x = lqz_utils.global_pool(x, name=f"{self.name}_block_10_global_pool")
         x = tf.keras.layers.Dense(self.num_classes, name=f"{self.name}_block_10_logits")(x)
         return tf.keras.layers.Softmax(name=f"{self.name}_block_10_probs", dtype="float32")(x)
+
+
+def soft_activations(model: tf.keras.Model) -> tf.keras.Model:
+    """The progressive pipeline's stage 1: tanh in place of each sign
+    (``quantizers.real2bin``), real weights, zero padding."""
+    return with_quantizers(model, input_quantizer="real2bin_tanh", kernel_quantizer=None,
+                           kernel_constraint=None, pad_values=0.0)
+
+
+register_variant("soft_activations", soft_activations)
 
 
 class Real2BinBaseline(Real2BinFactory):
