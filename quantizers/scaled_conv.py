@@ -20,6 +20,12 @@ class ScaledQuantConv2D(BorderCorrectedQuantConv2D):
     """larq's ``QuantConv2D`` (its constant padding border-corrected in training) followed by a learnable per-output-channel scale
     ``alpha`` (initialised to the mean absolute initial kernel of the channel)."""
 
+    # What training asks of the layer (zoo.binary_layers): alpha scales each output
+    # channel, so a real -> binary weight switch carries the magnitudes into it,
+    # and weight decay leaves it alone, as it does the binary kernel.
+    channel_scale = "alpha"
+    weight_decay_exempt = ("alpha",)
+
     def build(self, input_shape):
         super().build(input_shape)
         axes = list(range(len(self.kernel.shape) - 1))

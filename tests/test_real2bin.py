@@ -394,7 +394,7 @@ def test_cli_runs_the_progressive_pipeline_resumes_it_and_exports_bitpacked(tmp_
     runs_dir, run_dir = tmp_path / "runs", tmp_path / "run"
     result = run_cli(runs_dir, "train", "real2bin", *TRAIN, "--output", run_dir, timeout=1500)
     assert result.returncode == 0, result.stderr
-    names = [name for name, _ in stages.PROGRESSIVE]
+    names = [stage.name for stage in recipes.get_recipe("real2bin").stages]
     histories = {}
     for i, name in enumerate(names):
         config = json.loads((run_dir / name / "config.json").read_text())

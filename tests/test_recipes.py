@@ -1,6 +1,7 @@
 """The Bi-Real recipe: Adam, linear decay to 0, label smoothing, no decay on binary kernels."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -91,3 +92,30 @@ def test_weight_decay_never_touches_binary_kernels():
             np.testing.assert_allclose(v.numpy(), b * (1 - 0.1 * 0.5), rtol=1e-5)
             moved_real += 1
     assert moved_real >= 4  # stem, shortcut 1x1s and classifier were decayed
+
+
+def test_a_recipe_declares_its_stages_and_the_plan_reads_them():
+    """training.stages knows no model: a recipe's own stage declaration is its plan."""
+    from bnnzoo.training import stages
+
+    declared = (recipes.Stage("a-real", "real"), recipes.Stage("b-taught", "binary_activations",
+                                                                taught=True),
+                recipes.Stage("c-untaught", "binary"))
+    recipe = dataclasses.replace(recipes.get_recipe("bireal"), stages=declared,
+                                 attention_weight=2.0, final_stage_lr_factor=0.5)
+    config = TrainConfig(model="bireal18", learning_rate=1e-3, weight_decay=0.0,
+                         recipe=dataclasses.asdict(recipe))
+    plan = stages.plan(config, "/r")
+    assert [(name, s.variant, s.init_from, s.teacher, s.attention_weight, s.learning_rate)
+            for name, s in plan] == [
+        ("a-real", "real", None, None, 0.0, 1e-3),
+        ("b-taught", "binary_activations", "/r/a-real", "/r/a-real", 2.0, 1e-3),
+        ("c-untaught", "binary", "/r/b-taught", None, 0.0, pytest.approx(5e-4))]
+    with pytest.raises(ValueError, match="3 progressive teacher-student stages"):
+        stages.plan(dataclasses.replace(config, two_step=True), "/r")
+    # config.json stores each stage's fields; runs from before the declaration, a kind.
+    stored = json.loads(json.dumps(dataclasses.asdict(recipe)))
+    assert recipes.Recipe(**stored).stages == declared
+    old = dict(stored, name="real2bin", stages="progressive")
+    assert recipes.Recipe(**old).stages == recipes.get_recipe("real2bin").stages
+    assert recipes.Recipe(**dict(stored, stages="")).stages == ()

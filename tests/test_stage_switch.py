@@ -3,6 +3,7 @@
 
 import dataclasses
 
+import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,7 +14,7 @@ from bnnzoo.training.config import TrainConfig, resolve
 from bnnzoo.training.hardware import precision_scope
 from bnnzoo.training.initialise import initialise_from
 from bnnzoo.training.switch import (begin_binary_stage, magnitude, switched_convolutions)
-from bnnzoo.zoo.binary_layers import binary_operations
+from bnnzoo.zoo.binary_layers import binary_operations, undecayed_weights
 from bnnzoo.zoo.variants import variant
 from conftest import requires_fashion_mnist
 
@@ -113,3 +114,58 @@ def test_binary_stage_starts_where_the_real_weight_stage_ended(tmp_path, monkeyp
     assert step1 > 0.4, step1
     assert switched > step1 - 0.05, (step1, switched)
     assert unswitched < 0.25, (step1, unswitched)  # chance is 0.1
+
+
+class Gain(tf.keras.layers.Layer):
+    """A layer new to the switch: a per-channel gain under a name of its own."""
+
+    channel_scale = "gain"
+
+    def build(self, input_shape):
+        self.gain = self.add_weight(name="gain", shape=(input_shape[-1],), initializer="ones")
+
+    def call(self, inputs):
+        return inputs * self.gain
+
+
+class GainedConv(lq.layers.QuantConv2D):
+    """A binary convolution scaling its own output, under another name than SiMaN's alpha,
+    and exempting that scale from weight decay."""
+
+    channel_scale = "gamma"
+    weight_decay_exempt = ("gamma",)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.gamma = self.add_weight(name="gamma", shape=(self.filters,), initializer="ones")
+
+    def call(self, inputs):
+        return super().call(inputs) * self.gamma
+
+
+@pytest.mark.parametrize("conv, after", [(lq.layers.QuantConv2D, Gain), (GainedConv, None)])
+def test_the_switch_carries_the_magnitude_into_any_layer_stating_its_channel_scale(conv, after):
+    """The switch asks a layer for its ``channel_scale``: a gain after the
+    convolution (through a PReLU) or the convolution's own scale receives s_c,
+    whatever the weight is called."""
+    def net(kernel_quantizer):
+        inputs = tf.keras.Input((6, 6, 2))
+        x = conv(4, 3, padding="same", input_quantizer="ste_sign",
+                 kernel_quantizer=kernel_quantizer, use_bias=False)(inputs)
+        x = tf.keras.layers.PReLU(shared_axes=[1, 2])(x)
+        if after is not None:
+            x = after()(x)
+        return tf.keras.Model(inputs, tf.keras.layers.Flatten()(x))
+
+    real, binary = net(None), net("ste_sign")
+    initialise_from(binary, real)
+    (switched,) = switched_convolutions(binary, real)
+    s = magnitude(switched)
+    np.testing.assert_allclose(s, np.abs(switched.kernel.numpy()).mean(axis=(0, 1, 2)),
+                               rtol=1e-5)
+    assert begin_binary_stage(binary, real) == 1
+    (scale,) = [w for w in binary.weights if w.name.split("/")[-1].split(":")[0]
+                in ("gain", "gamma")]
+    np.testing.assert_allclose(scale.numpy(), s, rtol=1e-6)
+    exempt = {id(w) for w in undecayed_weights(binary)}
+    assert exempt == {id(switched.kernel)} | ({id(scale)} if after is None else set())

@@ -12,7 +12,7 @@ from bnnzoo import zoo
 from bnnzoo.export import footprint
 from bnnzoo.quantizers import BiRealApproxSign, BiRealMagnitudeAwareSign
 from bnnzoo.training import recipes
-from bnnzoo.zoo import bireal
+from bnnzoo.zoo import bireal, model_docs, registry
 from bnnzoo.zoo.binary_layers import binary_layers
 
 #: larq-zoo's keyword-only arguments, and the zoo's width.
@@ -27,12 +27,39 @@ def test_registry_lists_and_builds_by_name():
         zoo.get_model("bireal19")
 
 
+def test_every_model_function_is_the_one_generated_function():
+    """No model function is written out by hand: each is ``registry.model_function``'s,
+    one signature and one call for all."""
+    codes = {zoo.model_entry(name).build.__code__ for name in zoo.list_models()}
+    assert codes == {registry.model_function("x", None, "").__code__}
+
+
+def test_generated_docstrings_follow_the_template():
+    """What a model's facts say lands in its sections; the arguments are the
+    template's, with the model's defaults; links and tables are never wrapped."""
+    link = "[A paper with a long title that does not fit](https://arxiv.org/abs/0000.00000)"
+    facts = model_docs.ModelDoc("What it is.\n\nA second paragraph.", references=(link,),
+                                metrics="ImageNet metrics (paper)", rows=(("60.1 %", "82.3 %"),),
+                                notes="A note.", weights="none published.")
+    doc = model_docs.docstring(facts, input_shape=(32, 32, 3), num_classes=10)
+    sections = [line for line in doc.splitlines() if line.startswith("# ")]
+    assert sections == ["# ImageNet metrics (paper)", "# Arguments", "# References"]
+    assert doc.startswith("What it is.\n\nA second paragraph.\n\n# ImageNet metrics")
+    assert "| Top-1 | Top-5 |\n| ----- | ----- |\n| 60.1 % | 82.3 % |\n\nA note." in doc
+    assert "default ``(32, 32, 3)``" in doc and "- weights: none published." in doc
+    assert "- num_classes: classes of the classifier; default 10." in doc
+    assert "(https://arxiv.org/abs/0000.00000)" in doc
+    assert all(len(line) <= 88 for line in doc.splitlines() if "https://" not in line)
+    assert "default ``(224, 224, 3)``" in model_docs.docstring(facts, input_shape=None,
+                                                               num_classes=1000)
+
+
 @pytest.mark.parametrize("name", zoo.list_models())
 def test_every_registered_model_is_declared_and_built_the_same_way(name):
     """One way to declare a model (larq-zoo's ``models_test.py`` is the model):
-    a keyword-only function named as registered, its docstring in the source
-    (the paper's figure, every argument, references), a recipe that exists, a
-    registered twin, and the template build's default class count."""
+    a keyword-only function named as registered, generated with a docstring
+    from its facts (the paper's figure, every argument, references), a recipe
+    that exists, a registered twin, and the template build's default class count."""
     entry = zoo.model_entry(name)
     assert entry.build.__name__ == name and getattr(zoo, name) is entry.build
     parameters = inspect.signature(entry.build).parameters

@@ -98,8 +98,8 @@ def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:
     recipe = recipes.chosen_recipe(own, config.recipe)
     staging = recipes.get_recipe(own).stages
     if recipe.stages != staging:
-        raise ValueError(f"The recipe {recipe.name} trains {recipe.stages or 'in one stage'}, "
-                         f"{config.model}'s own ({own}) {staging or 'in one stage'}: a recipe "
+        raise ValueError(f"The recipe {recipe.name} trains {stages.describe(recipe.stages)}, "
+                         f"{config.model}'s own ({own}) {stages.describe(staging)}: a recipe "
                          "may change how a model trains, not its stages.")
     c = dataclasses.replace(config)
     c.recipe = dataclasses.asdict(recipe)
@@ -135,7 +135,7 @@ def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:
         c.steps_per_epoch = max(1, c.train_examples // c.batch_size)
     if c.learning_rate <= 0:
         raise ValueError("learning-rate must be positive.")
-    stages.kind(c)  # refuses --two-step for a progressive recipe
+    stages.declared(c)  # refuses --two-step for a recipe with other stages
     if c.recalibrate_bn and not c.two_step:  # it drops Bi-Real's weight scale
         raise ValueError("--recalibrate-bn is the last part of --two-step; pass both.")
     if c.stage is not None:

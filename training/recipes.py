@@ -31,9 +31,10 @@ class Recipe:
     (the same on the convolution and dense kernels only, the classifier's
     excepted: Keras's ``kernel_regularizer=l2(λ/2)``, as larq-zoo sets it).
 
-    ``stages``: "" (one run), "two_step" (binary activations with real
-    weights, then fully binary from it) or "progressive" (Real-to-Binary's
-    teacher-student stages, ``training.stages``); the last stage's learning
+    ``stages``: the recipe's training stages in order (``Stage``;
+    ``training.stages`` trains them), none for one run: ``TWO_STEP`` (binary
+    activations with real weights, then fully binary from it) or
+    Real-to-Binary's progressive teacher-student stages; the last stage's learning
     rate is ``final_stage_lr_factor`` times the others' and its weight decay
     ``final_stage_weight_decay`` (``None``: the run's; 0 for larq-zoo's fully
     binary stages) and its quantizers ``final_stage_variant`` (``zoo.variants``). Taught stages add
@@ -63,7 +64,7 @@ class Recipe:
     weight_decay_mode: str = "decoupled"
     decay_at: Tuple[float, ...] = ()  # "step": fractions of the run where the rate drops
     decay_factor: float = 0.1
-    stages: str = ""
+    stages: Tuple["Stage", ...] = ()
     final_stage_lr_factor: float = 1.0
     final_stage_weight_decay: Optional[float] = None
     final_stage_variant: str = "binary"  # zoo.variants: the fully binary stage's quantizers
@@ -76,8 +77,35 @@ class Recipe:
     binary_learning_rate: float = 0.0  # its rate at reference_batch_size
     reference: str = ""
 
+    def __post_init__(self):
+        # From a run's config.json: each stage's fields; from before stages were
+        # declared, a kind ("two_step", "progressive"): the named recipe's stages.
+        stages = self.stages
+        if isinstance(stages, str):
+            stages = get_recipe(self.name).stages if stages else ()
+        object.__setattr__(self, "stages", tuple(
+            stage if isinstance(stage, Stage) else Stage(**stage) for stage in stages))
+
     def scaled_learning_rate(self, batch_size: int) -> float:
         return self.learning_rate * batch_size / self.reference_batch_size
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One stage of a staged recipe: its directory in the run, its quantizers
+    (a ``zoo.variants`` variant) and whether the stage before teaches it
+    (``training.distill``). Every stage after the first starts from the one
+    before."""
+
+    name: str
+    variant: str
+    taught: bool = False
+
+
+#: Bi-Real's two-step scheme for deep nets (``--two-step`` on a single-stage
+#: recipe): 1-bit activations with real weights, then fully binary from them.
+TWO_STEP = (Stage("step1-binary-activations", "binary_activations"),
+            Stage("step2-binary", "binary"))
 
 
 def _steps(epochs: int, *boundaries: int) -> Tuple[float, ...]:
@@ -86,6 +114,48 @@ def _steps(epochs: int, *boundaries: int) -> Tuple[float, ...]:
 
 
 LARQ_ZOO_TASKS = "larq-zoo 2.4.0, larq_zoo/training/"
+
+
+#: Real-to-Binary's progressive teacher-student stages (Martinez et al.,
+#: methods.md): the real-valued teacher, tanh activations, sign activations
+#: (real weights each), then fully binary, each taught by the one before.
+REAL_TO_BINARY_STAGES = (
+    Stage("stage0-real", "real"), Stage("stage1-soft", "soft_activations", taught=True),
+    Stage("stage2-binary-activations", "binary_activations", taught=True),
+    Stage("stage3-binary", "binary", taught=True))
+
+
+# Real-to-Binary (methods.md): Adam 1e-3 at batch 256, x0.1 at epochs 40,
+# 60 and 70 of 75, the final stage from 2e-4; attention matching weight 30
+# and output distillation weight 3 at temperature 1 in every taught stage
+# (larq-zoo's stages 1-2; its final stage uses 0 and 0.8, and a 5-epoch
+# warm-up); larq-zoo's l2(1e-5) kernel regulariser (lambda = 2e-5) before
+# the fully binary stage. That stage's kernels are alpha_c sign(W),
+# alpha_c = mean_c |W| (zoo.variants' "magnitude_weights"): the gated
+# convolutions have no per-channel scale to carry the weights' magnitudes
+# into at the switch to sign(W) (training/switch.py), so with plain
+# sign(W) the stage starts near chance and must re-learn the scale, which
+# 75-epoch stages can and short ones cannot (2 epochs at batch 128, 14 px
+# Fashion-MNIST, docs/measurements.md, from a stage 2 at 85.33 %: sign(W)
+# 49.17 % at the paper's rate, 79.13 % at 20x it; alpha_c sign(W) 84.42 %).
+# alpha_c folds into LceBconv2d's multiplier, as Bi-Real's does; no weight
+# is added, so larq-zoo's layout and weights (weights="imagenet": plain
+# sign(W), as larq-zoo trained them) are unchanged.
+REAL_TO_BINARY = Recipe(
+    name="real2bin", optimizer="adam", learning_rate=1e-3, reference_batch_size=256,
+    schedule="step", decay_at=(40 / 75, 60 / 75, 70 / 75), epochs=75, batch_size=256,
+    weight_decay=2e-5, weight_decay_mode="l2_kernels", stages=REAL_TO_BINARY_STAGES,
+    final_stage_lr_factor=0.2, final_stage_weight_decay=0.0,
+    final_stage_variant="magnitude_weights", attention_weight=30.0, output_weight=3.0,
+    reference="Martinez et al., Real-to-Binary Net (ICLR 2020); larq-zoo's re-implementation",
+)
+
+# larq-zoo's BinaryDenseNet-28 task (RECIPES below: -37 and MeliusNet-22 from it).
+BINARY_DENSENET28 = Recipe(
+    name="binary_densenet28", optimizer="adam", learning_rate=4e-3, adam_epsilon=1e-8,
+    reference_batch_size=256, schedule="step", decay_at=_steps(120, 100, 110),
+    epochs=120, batch_size=256,
+    reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryDenseNet28")
 
 
 RECIPES = {
@@ -127,49 +197,18 @@ RECIPES = {
         weight_decay_mode="l2",
         reference="Lin et al., SiMaN (TPAMI 2022), ImageNet recipe at a short budget",
     ),
-    # Real-to-Binary (methods.md): Adam 1e-3 at batch 256, x0.1 at epochs 40,
-    # 60 and 70 of 75, the final stage from 2e-4; attention matching weight 30
-    # and output distillation weight 3 at temperature 1 in every taught stage
-    # (larq-zoo's stages 1-2; its final stage uses 0 and 0.8, and a 5-epoch
-    # warm-up); larq-zoo's l2(1e-5) kernel regulariser (lambda = 2e-5) before
-    # the fully binary stage. That stage's kernels are alpha_c sign(W),
-    # alpha_c = mean_c |W| (zoo.variants' "magnitude_weights"): the gated
-    # convolutions have no per-channel scale to carry the weights' magnitudes
-    # into at the switch to sign(W) (training/switch.py), so with plain
-    # sign(W) the stage starts near chance and must re-learn the scale, which
-    # 75-epoch stages can and short ones cannot (2 epochs at batch 128, 14 px
-    # Fashion-MNIST, docs/measurements.md, from a stage 2 at 85.33 %: sign(W)
-    # 49.17 % at the paper's rate, 79.13 % at 20x it; alpha_c sign(W) 84.42 %).
-    # alpha_c folds into LceBconv2d's multiplier, as Bi-Real's does; no weight
-    # is added, so larq-zoo's layout and weights (weights="imagenet": plain
-    # sign(W), as larq-zoo trained them) are unchanged.
-    "real2bin": Recipe(
-        name="real2bin", optimizer="adam", learning_rate=1e-3, reference_batch_size=256,
-        schedule="step", decay_at=(40 / 75, 60 / 75, 70 / 75), epochs=75, batch_size=256,
-        weight_decay=2e-5, weight_decay_mode="l2_kernels", stages="progressive",
-        final_stage_lr_factor=0.2, final_stage_weight_decay=0.0,
-        final_stage_variant="magnitude_weights", attention_weight=30.0, output_weight=3.0,
-        reference="Martinez et al., Real-to-Binary Net (ICLR 2020); larq-zoo's re-implementation",
-    ),
+    "real2bin": REAL_TO_BINARY,
     # Real-to-Binary for short runs (a few epochs per stage, batch 128): the
-    # paper's recipe above at that budget.
-    "real2bin_short": Recipe(
-        name="real2bin_short", optimizer="adam", learning_rate=1e-3, reference_batch_size=256,
-        schedule="step", decay_at=(40 / 75, 60 / 75, 70 / 75), epochs=2, batch_size=128,
-        weight_decay=2e-5, weight_decay_mode="l2_kernels", stages="progressive",
-        final_stage_lr_factor=0.2, final_stage_weight_decay=0.0,
-        final_stage_variant="magnitude_weights", attention_weight=30.0, output_weight=3.0,
-        reference="Martinez et al., Real-to-Binary Net (ICLR 2020), for short runs",
-    ),
+    # paper's recipe (REAL_TO_BINARY) at that budget.
+    "real2bin_short": dataclasses.replace(
+        REAL_TO_BINARY, name="real2bin_short", epochs=2, batch_size=128,
+        reference="Martinez et al., Real-to-Binary Net (ICLR 2020), for short runs"),
     # The strong baseline: the same optimiser and schedule, two stages (binary
     # activations with real weights, then fully binary from it at 2e-4), no teacher.
-    "real2bin_baseline": Recipe(
-        name="real2bin_baseline", optimizer="adam", learning_rate=1e-3,
-        reference_batch_size=256, schedule="step", decay_at=(40 / 75, 60 / 75, 70 / 75),
-        epochs=75, batch_size=256, weight_decay=2e-5, weight_decay_mode="l2_kernels",
-        stages="two_step", final_stage_lr_factor=0.2, final_stage_weight_decay=0.0,
-        reference="Martinez et al., Real-to-Binary Net (ICLR 2020), strong baseline",
-    ),
+    "real2bin_baseline": dataclasses.replace(
+        REAL_TO_BINARY, name="real2bin_baseline", stages=TWO_STEP, final_stage_variant="binary",
+        attention_weight=0.0, output_weight=0.0,
+        reference="Martinez et al., Real-to-Binary Net (ICLR 2020), strong baseline"),
     # larq-zoo's own training tasks (larq_zoo/training/sota_experiments.py and
     # basic_experiments.py), value for value; sparse cross-entropy without
     # label smoothing, no weight decay beyond the models' own regularisers.
@@ -201,15 +240,9 @@ RECIPES = {
         reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryResNetE18"),
     # BinaryDenseNet-28: Adam 4e-3 (epsilon 1e-8), x0.1 at 100, 110 of 120, batch 256;
     # -37 the same at batch 192; -45 8e-3, x0.1 at 80, 100 of 125, batch 384.
-    "binary_densenet28": Recipe(
-        name="binary_densenet28", optimizer="adam", learning_rate=4e-3, adam_epsilon=1e-8,
-        reference_batch_size=256, schedule="step", decay_at=_steps(120, 100, 110),
-        epochs=120, batch_size=256,
-        reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryDenseNet28"),
-    "binary_densenet37": Recipe(
-        name="binary_densenet37", optimizer="adam", learning_rate=4e-3, adam_epsilon=1e-8,
-        reference_batch_size=192, schedule="step", decay_at=_steps(120, 100, 110),
-        epochs=120, batch_size=192,
+    "binary_densenet28": BINARY_DENSENET28,
+    "binary_densenet37": dataclasses.replace(
+        BINARY_DENSENET28, name="binary_densenet37", reference_batch_size=192, batch_size=192,
         reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryDenseNet37"),
     "binary_densenet45": Recipe(
         name="binary_densenet45", optimizer="adam", learning_rate=8e-3, adam_epsilon=1e-8,
@@ -217,10 +250,8 @@ RECIPES = {
         epochs=125, batch_size=384,
         reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryDenseNet45"),
     # MeliusNet-22: larq-zoo has no task for it; its BinaryDenseNet-28 task's values.
-    "meliusnet22": Recipe(
-        name="meliusnet22", optimizer="adam", learning_rate=4e-3, adam_epsilon=1e-8,
-        reference_batch_size=256, schedule="step", decay_at=_steps(120, 100, 110),
-        epochs=120, batch_size=256,
+    "meliusnet22": dataclasses.replace(
+        BINARY_DENSENET28, name="meliusnet22",
         reference=f"{LARQ_ZOO_TASKS}basic_experiments.py TrainBinaryDenseNet28 (larq-zoo "
                   "publishes no MeliusNet task)"),
     # DoReFa-Net: Adam 2e-4 (epsilon 1e-5), x0.2 at 60, x0.04 at 75, then x0.1

@@ -1,19 +1,23 @@
 """Training in stages, as one resumable run: each stage an ordinary run
-directory inside the run, started from (and, in Real-to-Binary, taught by) the
-stage before.
+directory inside the run, started from (and, where the recipe says so,
+taught by) the stage before.
 
-Two steps (Bi-Real's ``--two-step`` for deep nets; Real-to-Binary's strong
-baseline, recipe ``real2bin_baseline``):
+A recipe declares its stages (``training.recipes.Recipe.stages``: each a
+directory name, a ``zoo.variants`` variant and whether the stage before
+teaches it); this module reads the declaration and knows no model. Two
+examples, both declared in ``training.recipes``:
+
+Two steps (``TWO_STEP``: Bi-Real's ``--two-step`` for deep nets, on any
+single-stage recipe; Real-to-Binary's strong baseline's recipe):
 
     step1-binary-activations/   1-bit activations, real weights (from --init-from)
     step2-binary/               fully binary, initialised from step 1
-    step3-batchnorm/            optional (--recalibrate-bn): alpha_c sign(W) -> sign(W),
-                                one epoch training BatchNorm only
+    step3-batchnorm/            optional (--recalibrate-bn, with --two-step):
+                                alpha_c sign(W) -> sign(W), one epoch training BatchNorm only
 
-Progressive (Real-to-Binary, recipe ``real2bin``), the same architecture with
-its quantizers switched (``zoo.variants``), each stage initialised from and
-taught by the previous one (attention matching + output distillation,
-``training.distill``):
+Progressive (Real-to-Binary's recipes), the same architecture with its
+quantizers switched, each stage initialised from and taught by the previous
+one (attention matching + output distillation, ``training.distill``):
 
     stage0-real/                     no quantizers: the real-valued teacher
     stage1-soft/                     tanh activations, real weights
@@ -28,7 +32,7 @@ A single run is a one-stage plan whose stage directory is the run's own.
 continues the stage that was running and then the next. ``--stage N`` trains
 stage N alone as a run of its own (``single_stage``). The last training stage
 starts at the recipe's ``final_stage_lr_factor`` times the rate, with its
-``final_stage_weight_decay``.
+``final_stage_weight_decay`` and ``final_stage_variant``.
 
 The functions take a ``training.config.TrainConfig`` and return new ones
 (``dataclasses.replace``); they read only the recipes and the registry.
@@ -42,44 +46,56 @@ from bnnzoo import zoo
 
 from . import recipes
 
-PROGRESSIVE = (("stage0-real", "real"), ("stage1-soft", "soft_activations"),
-               ("stage2-binary-activations", "binary_activations"), ("stage3-binary", "binary"))
+#: ``--recalibrate-bn``'s stage after ``--two-step``: Bi-Real's weight scale
+#: dropped, one epoch training BatchNorm only.
+RECALIBRATION = recipes.Stage("step3-batchnorm", "unscaled_weights")
 
 
-def kind(config) -> str:
-    """"two_step", "progressive" or "" (a single run) for ``config``."""
+def declared(config) -> Tuple[recipes.Stage, ...]:
+    """The stages ``config``'s recipe declares, ``TWO_STEP`` for ``--two-step``,
+    none for a single run."""
     stages = recipes.chosen_recipe(zoo.model_entry(config.model).recipe, config.recipe).stages
-    if config.two_step and stages == "progressive":
-        raise ValueError(f"{config.model} trains by its progressive teacher-student stages; "
-                         "--two-step is for single-stage recipes.")
-    return "two_step" if config.two_step else stages
+    if config.two_step and stages and stages != recipes.TWO_STEP:
+        raise ValueError(f"{config.model} trains {describe(stages)}; --two-step is for "
+                         "single-stage recipes.")
+    return recipes.TWO_STEP if config.two_step else stages
+
+
+def describe(stages: Tuple[recipes.Stage, ...]) -> str:
+    """How a recipe with ``stages`` trains, in words for a message."""
+    if not stages:
+        return "in one stage"
+    kind = ("progressive teacher-student stages" if any(stage.taught for stage in stages)
+            else "stages")
+    return f"in {len(stages)} {kind} ({', '.join(stage.name for stage in stages)})"
 
 
 def plan(config, run_dir: Path) -> List[Tuple[str, object]]:
     """The stage directories' names (relative to ``run_dir``) and
     configurations, in order; ``[("", config)]`` for a single run."""
-    if config.stage is not None or not kind(config):
+    if config.stage is not None or not declared(config):
         return [("", config)]
     return _stages(config, run_dir)
 
 
 def _stages(config, run_dir: Path) -> List[Tuple[str, object]]:
-    """A staged recipe's (or ``--two-step``'s) stages, numbered."""
+    """A staged recipe's (or ``--two-step``'s) stages, numbered: each after the
+    first starts from the one before, and a taught one is taught by it."""
     run_dir = Path(run_dir).resolve()
     recipe = recipes.Recipe(**config.recipe)
     base = dataclasses.replace(config, two_step=False, recalibrate_bn=False, stage=None,
                                teacher=None)
-    if kind(config) == "progressive":
-        stages = [(PROGRESSIVE[0][0], dataclasses.replace(base, variant="real"))]
-        for (name, variant), (previous, _) in zip(PROGRESSIVE[1:], PROGRESSIVE):
-            stages.append((name, dataclasses.replace(
-                base, variant=variant, init_from=str(run_dir / previous),
-                teacher=str(run_dir / previous), attention_weight=recipe.attention_weight,
-                output_weight=recipe.output_weight, temperature=recipe.temperature)))
-    else:
-        stages = [("step1-binary-activations", dataclasses.replace(base, variant="binary_activations")),
-                  ("step2-binary", dataclasses.replace(
-                      base, variant="binary", init_from=str(run_dir / "step1-binary-activations")))]
+    stages = []
+    for stage in declared(config):
+        step = dataclasses.replace(base, variant=stage.variant)
+        if stages:
+            previous = str(run_dir / stages[-1][0])
+            step = dataclasses.replace(step, init_from=previous)
+            if stage.taught:
+                step = dataclasses.replace(
+                    step, teacher=previous, attention_weight=recipe.attention_weight,
+                    output_weight=recipe.output_weight, temperature=recipe.temperature)
+        stages.append((stage.name, step))
     name, last = stages[-1]
     stages[-1] = (name, dataclasses.replace(
         last, variant=recipe.final_stage_variant,
@@ -87,9 +103,9 @@ def _stages(config, run_dir: Path) -> List[Tuple[str, object]]:
         weight_decay=(last.weight_decay if recipe.final_stage_weight_decay is None
                       else recipe.final_stage_weight_decay)))
     if config.recalibrate_bn:
-        stages.append(("step3-batchnorm", dataclasses.replace(
-            base, variant="unscaled_weights", batchnorm_only=True, epochs=1,
-            init_from=str(run_dir / "step2-binary"))))
+        stages.append((RECALIBRATION.name, dataclasses.replace(
+            base, variant=RECALIBRATION.variant, batchnorm_only=True, epochs=1,
+            init_from=str(run_dir / name))))
     # Each stage knows its number: resumed on its own, a stage directory is one run.
     return [(name, dataclasses.replace(stage, stage=i)) for i, (name, stage) in enumerate(stages)]
 
@@ -98,9 +114,9 @@ def single_stage(config):
     """``config`` (with ``stage`` set) as the configuration of that stage alone:
     taught by ``config.teacher`` and started from ``config.init_from`` (by
     default the teacher, which has the same architecture)."""
-    if not kind(config):
+    if not declared(config):
         raise ValueError(f"{config.model} trains in one stage; --stage is for staged recipes "
-                         "(real2bin, real2bin_baseline) and --two-step.")
+                         "and --two-step.")
     stages, n = _stages(config, Path(".")), config.stage
     if not 0 <= n < len(stages):
         raise ValueError(f"--stage must be 0 to {len(stages) - 1} for {config.model}; got {n}.")

@@ -26,8 +26,9 @@ through layers that commute with a positive per-channel factor (PReLU:
 \(\mathrm{PReLU}(s z) = s\,\mathrm{PReLU}(z)\) for \(s \ge 0\); a multiplication
 by a gate):
 
-* a learned scale (``LearnedRescale``'s \(s_c\), SiMaN's \(\alpha\)):
-  \(s \leftarrow s_c\, s\);
+* a learned scale, the weight a layer states as its ``channel_scale``
+  (``zoo.binary_layers``: ``LearnedRescale``'s \(s_c\), SiMaN's \(\alpha\),
+  the convolution's own or one after it): \(s \leftarrow s_c\, s\);
 * a BatchNorm's inference statistics \((m, v)\), as
   \(\mathrm{BN}_{m,v}(s_c y) = \mathrm{BN}_{m',v'}(y)\) with \(m' = m/s_c\),
   \(v' = (v + \epsilon)/s_c^2 - \epsilon\).
@@ -56,7 +57,7 @@ from typing import Iterable, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from bnnzoo.zoo.binary_layers import binary_layers
+from bnnzoo.zoo.binary_layers import binary_layers, channel_scale
 
 from .initialise import weighted_layers
 
@@ -86,8 +87,8 @@ def magnitude(layer) -> np.ndarray:
 
 
 def _scale_after(layer, model: tf.keras.Model) -> Optional[tf.keras.layers.Layer]:
-    """The first per-channel scale on ``layer``'s output path, or None."""
-    if getattr(layer, "alpha", None) is not None:
+    """The first per-channel scale on ``layer``'s output path (its own first), or None."""
+    if channel_scale(layer) is not None:
         return layer
     members = {id(member) for member in model.layers}
     while True:
@@ -96,7 +97,8 @@ def _scale_after(layer, model: tf.keras.Model) -> Optional[tf.keras.layers.Layer
         if len(consumers) != 1:
             return None
         (layer,) = consumers.values()
-        if isinstance(layer, tf.keras.layers.BatchNormalization) or hasattr(layer, "scale_c"):
+        if (isinstance(layer, tf.keras.layers.BatchNormalization)
+                or channel_scale(layer) is not None):
             return layer
         if not isinstance(layer, _COMMUTING):
             return None
@@ -108,10 +110,9 @@ def _carry(scale_layer, s: np.ndarray) -> None:
         scale_layer.moving_mean.assign(scale_layer.moving_mean.numpy() / s)
         scale_layer.moving_variance.assign((scale_layer.moving_variance.numpy() + eps) / s ** 2
                                            - eps)
-    elif hasattr(scale_layer, "scale_c"):
-        scale_layer.scale_c.assign(scale_layer.scale_c.numpy() * s.reshape(1, 1, -1))
     else:
-        scale_layer.alpha.assign(scale_layer.alpha.numpy() * s)
+        scale = channel_scale(scale_layer)  # the channel on its last axis
+        scale.assign(scale.numpy() * s.reshape((1,) * (len(scale.shape) - 1) + (-1,)))
 
 
 def carry_magnitudes(model: tf.keras.Model, switched: List) -> Tuple[int, float]:

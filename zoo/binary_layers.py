@@ -1,6 +1,21 @@
-"""Which layers of a model are binary: the ones LCE must turn into ``LceBconv2d``."""
+"""Which layers of a model are binary (the ones LCE must turn into
+``LceBconv2d``), and what their weights are to training.
 
-from typing import List
+A layer states what training must know of its weights, as larq's quantizers
+state their ``precision``, and training asks here; nothing looks for a
+particular model's attribute names. Two class attributes, both optional:
+
+* ``channel_scale``: the name of the weight that multiplies the layer's output
+  channel-wise (the channel on its last axis): SiMaN's
+  ``ScaledQuantConv2D.alpha``, the strong baseline's ``LearnedRescale.scale_c``.
+  A switch from real to binary weights carries each convolution's magnitude
+  \\( s_c \\) into the first such scale on its output (``training.switch``).
+* ``weight_decay_exempt``: the names of the weights that, beside the latent
+  kernel, weight decay leaves alone while the layer's kernel is binary
+  (SiMaN's ``alpha``). A binary layer's latent kernel is never decayed.
+"""
+
+from typing import List, Optional
 
 import tensorflow as tf
 
@@ -41,10 +56,20 @@ def binary_kernels(model: tf.keras.Model) -> List[tf.Variable]:
     return [layer.kernel for layer in binary_layers(model)]
 
 
+def channel_scale(layer: tf.keras.layers.Layer) -> Optional[tf.Variable]:
+    """The weight ``layer`` states as its per-output-channel output scale, or None."""
+    name = getattr(type(layer), "channel_scale", None)
+    return None if name is None else getattr(layer, name)
+
+
 def undecayed_weights(model: tf.keras.Model) -> List[tf.Variable]:
     """What weight decay must not touch: the binary layers' latent kernels and
-    their learned output scales (SiMaN's alpha). Their values only matter
-    through a sign or a magnitude ranking, and decay distorts that (Bi-Real
-    Net; SiMaN's Laplacian argument)."""
-    return [w for layer in binary_layers(model) for w in layer.trainable_weights
-            if w is layer.kernel or w is getattr(layer, "alpha", None)]
+    the weights each states as ``weight_decay_exempt`` (SiMaN's learned output
+    scales). Their values only matter through a sign or a magnitude ranking,
+    and decay distorts that (Bi-Real Net; SiMaN's Laplacian argument)."""
+    found = []
+    for layer in binary_layers(model):
+        exempt = [layer.kernel] + [getattr(layer, name) for name in
+                                   getattr(type(layer), "weight_decay_exempt", ())]
+        found += [w for w in layer.trainable_weights if any(w is e for e in exempt)]
+    return found

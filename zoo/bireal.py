@@ -22,14 +22,13 @@ Latent kernels are clipped to [-1, 1] after each update (larq's
 gradient mask 1{|W| <= 1} never starves a weight for good.
 """
 
-from typing import Optional, Sequence
-
 import tensorflow as tf
 
 from bnnzoo.quantizers.border_corrected_conv import BorderCorrectedQuantConv2D
 
 from .core import ModelFactory, uses_small_image_stem
-from .registry import register_model
+from .model_docs import with_larq_zoo_weights
+from .registry import register_factory
 
 
 class BiRealNetFactory(ModelFactory):
@@ -123,44 +122,16 @@ class BiRealNet18(BiRealNetFactory):
     }
 
 
-@register_model(paper="Liu et al., Bi-Real Net, ECCV 2018 (arXiv:1808.00278)", paper_top1=56.4,
-                recipe="bireal", paper_flops=1.63e8, twin="resnet18")
-def bireal18(
-    *,
-    input_shape: Optional[Sequence[Optional[int]]] = None,
-    input_tensor=None,
-    weights: Optional[str] = None,
-    include_top: bool = True,
-    num_classes: Optional[int] = None,
-    filters: Optional[int] = None,
-) -> tf.keras.Model:
-    """Bi-Real Net with 18 layers (16 binary 3x3 convolutions).
+BIREAL_PAPER = ("[Bi-Real Net: Enhancing the Performance of 1-bit CNNs With Improved "
+                "Representational Capability and Advanced Training "
+                "Algorithm](https://arxiv.org/abs/1808.00278)")
 
-    # ImageNet metrics
-
-    | source | Top-1 | Top-5 | Parameters | Memory (1 bit) |
-    | ------ | ----- | ----- | ---------- | -------------- |
-    | paper (Liu et al., 2018) | 56.4 % | 79.5 % | | |
-    | larq-zoo re-training (`weights="imagenet"`) | 57.47 % | 79.84 % | 11 699 112 | 4.03 MB |
-
-    XNOR-Net-18 in the paper's table: 51.2 % / 73.4 %. LCE, Pixel 1, one
-    thread: 41.7 ms (larq-zoo).
-
-    # Arguments
-    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
-      Inputs of at most 64 px use the small-image stem (3x3 conv, no pooling).
-    - input_tensor: optional Keras tensor to use as the image input.
-    - weights: ``None`` (random), ``"imagenet"`` (larq-zoo's Bi-Real-18,
-      downloaded once and checked against its SHA-256; builds the
-      zero-padded variant those weights were trained with), or a weights file.
-    - include_top: whether to end with the pooled real-valued classifier.
-    - num_classes: classes of the classifier; default 1000.
-    - filters: width of the first stage (64); each stage doubles it.
-
-    # References
-    - [Bi-Real Net: Enhancing the Performance of 1-bit CNNs With Improved
-      Representational Capability and Advanced Training
-      Algorithm](https://arxiv.org/abs/1808.00278)
-    """
-    return BiRealNet18(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
-                       include_top=include_top, num_classes=num_classes, filters=filters).build()
+bireal18 = register_factory(BiRealNet18, with_larq_zoo_weights(
+    "Bi-Real Net with 18 layers (16 binary 3x3 convolutions).",
+    paper="Liu et al., 2018", top1_top5=("56.4 %", "79.5 %"),
+    larq_zoo=("57.47 %", "79.84 %", "11 699 112", "4.03 MB"),
+    notes="XNOR-Net-18 in the paper's table: 51.2 % / 73.4 %. LCE, Pixel 1, one thread: "
+          "41.7 ms (larq-zoo).",
+    references=(BIREAL_PAPER,)),
+    paper="Liu et al., Bi-Real Net, ECCV 2018 (arXiv:1808.00278)", paper_top1=56.4,
+    recipe="bireal", paper_flops=1.63e8, twin="resnet18")

@@ -16,12 +16,9 @@ Bi-Real Net's claim (IJCV 2020) is that its per-convolution shortcuts scale a
 Stems, head, quantizers, +1 padding and weight clipping are ``bireal18``'s.
 """
 
-from typing import Optional, Sequence
-
-import tensorflow as tf
-
-from .bireal import BiRealNetFactory
-from .registry import register_model
+from .bireal import BIREAL_PAPER, BiRealNetFactory
+from .model_docs import ModelDoc
+from .registry import register_factory
 
 
 class BiRealNet34(BiRealNetFactory):
@@ -61,123 +58,24 @@ class BiRealNet152(BiRealBottleneckFactory):
 
 
 _PAPER = "Liu et al., Bi-Real Net, IJCV 2020 (arXiv:1808.00278)"
+_REFERENCES = (f"{BIREAL_PAPER} (ECCV 2018; IJCV 2020 for 50-152)",)
 
-
-@register_model(paper=_PAPER, paper_top1=62.2, twin="resnet34")
-def bireal34(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
-             weights: Optional[str] = None, include_top: bool = True,
-             num_classes: Optional[int] = None,
-             filters: Optional[int] = None) -> tf.keras.Model:
-    """Bi-Real Net with 34 layers (32 binary 3x3 convolutions).
-
-    # ImageNet metrics (paper)
-
-    | Top-1 | Top-5 |
-    | ----- | ----- |
-    | 62.2 % | 83.9 % |
-
-    # Arguments
-    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
-      Inputs of at most 64 px use the small-image stem (3x3 conv, no pooling).
-    - input_tensor: optional Keras tensor to use as the image input.
-    - weights: ``None`` (random) or a weights file (no ImageNet weights are published).
-    - include_top: whether to end with the pooled real-valued classifier.
-    - num_classes: classes of the classifier; default 1000.
-    - filters: width of the first stage (64); each stage doubles it.
-
-    # References
-    - [Bi-Real Net: Enhancing the Performance of 1-bit CNNs With Improved
-      Representational Capability and Advanced Training
-      Algorithm](https://arxiv.org/abs/1808.00278) (ECCV 2018; IJCV 2020 for 50-152)
-    """
-    return BiRealNet34(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
-                       include_top=include_top, num_classes=num_classes, filters=filters).build()
-
-
-@register_model(paper=_PAPER, paper_top1=62.6, twin="resnet50")
-def bireal50(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
-             weights: Optional[str] = None, include_top: bool = True,
-             num_classes: Optional[int] = None,
-             filters: Optional[int] = None) -> tf.keras.Model:
-    """Bi-Real Net with 50 layers (16 bottlenecks, 48 binary convolutions).
-
-    # ImageNet metrics (paper, IJCV 2020)
-
-    | Top-1 | Top-5 |
-    | ----- | ----- |
-    | 62.6 % | 83.9 % |
-
-    # Arguments
-    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
-      Inputs of at most 64 px use the small-image stem (3x3 conv, no pooling).
-    - input_tensor: optional Keras tensor to use as the image input.
-    - weights: ``None`` (random) or a weights file (no ImageNet weights are published).
-    - include_top: whether to end with the pooled real-valued classifier.
-    - num_classes: classes of the classifier; default 1000.
-    - filters: width of the first stage (64); each stage doubles it.
-
-    # References
-    - [Bi-Real Net: Enhancing the Performance of 1-bit CNNs With Improved
-      Representational Capability and Advanced Training
-      Algorithm](https://arxiv.org/abs/1808.00278) (ECCV 2018; IJCV 2020 for 50-152)
-    """
-    return BiRealNet50(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
-                       include_top=include_top, num_classes=num_classes, filters=filters).build()
-
-
-@register_model(paper=_PAPER, twin="resnet101")
-def bireal101(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
-              weights: Optional[str] = None, include_top: bool = True,
-              num_classes: Optional[int] = None,
-              filters: Optional[int] = None) -> tf.keras.Model:
-    """Bi-Real Net with 101 layers (33 bottlenecks, 99 binary convolutions).
-
-    The paper reports no 101-layer figure in the table this project follows.
-
-    # Arguments
-    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
-      Inputs of at most 64 px use the small-image stem (3x3 conv, no pooling).
-    - input_tensor: optional Keras tensor to use as the image input.
-    - weights: ``None`` (random) or a weights file (no ImageNet weights are published).
-    - include_top: whether to end with the pooled real-valued classifier.
-    - num_classes: classes of the classifier; default 1000.
-    - filters: width of the first stage (64); each stage doubles it.
-
-    # References
-    - [Bi-Real Net: Enhancing the Performance of 1-bit CNNs With Improved
-      Representational Capability and Advanced Training
-      Algorithm](https://arxiv.org/abs/1808.00278) (ECCV 2018; IJCV 2020 for 50-152)
-    """
-    return BiRealNet101(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
-                        include_top=include_top, num_classes=num_classes, filters=filters).build()
-
-
-@register_model(paper=_PAPER, paper_top1=64.5, twin="resnet152")
-def bireal152(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
-              weights: Optional[str] = None, include_top: bool = True,
-              num_classes: Optional[int] = None,
-              filters: Optional[int] = None) -> tf.keras.Model:
-    """Bi-Real Net with 152 layers (50 bottlenecks, 150 binary convolutions).
-
-    # ImageNet metrics (paper, IJCV 2020)
-
-    | Top-1 |
-    | ----- |
-    | 64.5 % |
-
-    # Arguments
-    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
-      Inputs of at most 64 px use the small-image stem (3x3 conv, no pooling).
-    - input_tensor: optional Keras tensor to use as the image input.
-    - weights: ``None`` (random) or a weights file (no ImageNet weights are published).
-    - include_top: whether to end with the pooled real-valued classifier.
-    - num_classes: classes of the classifier; default 1000.
-    - filters: width of the first stage (64); each stage doubles it.
-
-    # References
-    - [Bi-Real Net: Enhancing the Performance of 1-bit CNNs With Improved
-      Representational Capability and Advanced Training
-      Algorithm](https://arxiv.org/abs/1808.00278) (ECCV 2018; IJCV 2020 for 50-152)
-    """
-    return BiRealNet152(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
-                        include_top=include_top, num_classes=num_classes, filters=filters).build()
+bireal34 = register_factory(BiRealNet34, ModelDoc(
+    "Bi-Real Net with 34 layers (32 binary 3x3 convolutions).",
+    metrics="ImageNet metrics (paper)", rows=(("62.2 %", "83.9 %"),), references=_REFERENCES),
+    paper=_PAPER, paper_top1=62.2, twin="resnet34")
+bireal50 = register_factory(BiRealNet50, ModelDoc(
+    "Bi-Real Net with 50 layers (16 bottlenecks, 48 binary convolutions).",
+    metrics="ImageNet metrics (paper, IJCV 2020)", rows=(("62.6 %", "83.9 %"),),
+    references=_REFERENCES),
+    paper=_PAPER, paper_top1=62.6, twin="resnet50")
+bireal101 = register_factory(BiRealNet101, ModelDoc(
+    "Bi-Real Net with 101 layers (33 bottlenecks, 99 binary convolutions).\n\n"
+    "The paper reports no 101-layer figure in the table this project follows.",
+    references=_REFERENCES),
+    paper=_PAPER, twin="resnet101")
+bireal152 = register_factory(BiRealNet152, ModelDoc(
+    "Bi-Real Net with 152 layers (50 bottlenecks, 150 binary convolutions).",
+    metrics="ImageNet metrics (paper, IJCV 2020)", columns=("Top-1",), rows=(("64.5 %",),),
+    references=_REFERENCES),
+    paper=_PAPER, paper_top1=64.5, twin="resnet152")

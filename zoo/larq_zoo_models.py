@@ -21,12 +21,13 @@ The published figures in each docstring are larq-zoo's (its docstrings,
 larq-zoo 2.4.0), quoted, not measured here.
 """
 
+import functools
 import os
-from typing import Callable, Optional, Sequence
+from typing import Callable
 
 import tensorflow as tf
 
-from .registry import register_model
+from .registry import model_function, register_model
 
 #: larq-zoo's public builders, by registry name, and the registry's record of
 #: each: (larq-zoo function, paper, larq-zoo's published ImageNet top-1 (%),
@@ -145,16 +146,8 @@ def _docstring(name: str) -> str:
 
 
 def _register(name: str):
-    def build(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
-              weights: Optional[str] = None, include_top: bool = True,
-              num_classes: Optional[int] = None,
-              filters: Optional[int] = None) -> tf.keras.Model:
-        return build_larq_zoo_model(name, input_shape=input_shape, input_tensor=input_tensor,
-                                    weights=weights, include_top=include_top,
-                                    num_classes=num_classes, filters=filters)
-
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = _docstring(name)
+    build = model_function(name, functools.partial(build_larq_zoo_model, name),
+                           _docstring(name), __name__)
     function, top1, recipe = LARQ_ZOO_MODELS[name]
     return register_model(paper=PAPERS[PAPER_OF[name]][0], paper_top1=top1, recipe=recipe,
                           paper_top1_dataset="ImageNet (larq-zoo)",

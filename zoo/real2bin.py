@@ -41,15 +41,15 @@ weights (65.01 % top-1) into the zero-padded variant they were trained with
 (``zoo.core``).
 """
 
-from typing import Optional, Sequence
-
 import tensorflow as tf
 from larq_zoo.core import utils as lqz_utils
 
 from bnnzoo.quantizers.border_corrected_conv import BorderCorrectedQuantConv2D
 
 from .core import ModelFactory, uses_small_image_stem
-from .registry import register_model
+from .model_docs import ModelDoc, with_larq_zoo_weights
+from .registry import register_factory
+from .variants import register_variant, with_quantizers
 
 
 @tf.keras.utils.register_keras_serializable(package="bnnzoo")
@@ -68,6 +68,10 @@ class LearnedRescale(tf.keras.layers.Layer):
     \( s_h s_w \), kept apart so that the file stores C + HW numbers per layer,
     not the HW C of their product.
     """
+
+    # zoo.binary_layers: s_c scales each channel; a real -> binary weight switch
+    # carries the convolution's magnitudes into it (training.switch).
+    channel_scale = "scale_c"
 
     def build(self, input_shape):
         _, height, width, channels = input_shape
@@ -179,6 +183,16 @@ class Real2BinFactory(ModelFactory):
         return tf.keras.layers.Softmax(name=f"{self.name}_block_10_probs", dtype="float32")(x)
 
 
+def soft_activations(model: tf.keras.Model) -> tf.keras.Model:
+    """The progressive pipeline's stage 1: tanh in place of each sign
+    (``quantizers.real2bin``), real weights, zero padding."""
+    return with_quantizers(model, input_quantizer="real2bin_tanh", kernel_quantizer=None,
+                           kernel_constraint=None, pad_values=0.0)
+
+
+register_variant("soft_activations", soft_activations)
+
+
 class Real2BinBaseline(Real2BinFactory):
     name = "real2bin_baseline"
     gated = False
@@ -186,73 +200,25 @@ class Real2BinBaseline(Real2BinFactory):
     imagenet_weights = {}
 
 
-@register_model(paper=PAPER, paper_top1=65.4, recipe="real2bin")
-def real2bin(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
-             weights: Optional[str] = None, include_top: bool = True,
-             num_classes: Optional[int] = None,
-             filters: Optional[int] = None) -> tf.keras.Model:
-    """Real-to-Binary Net: the strong baseline with data-driven gating,
-    trained by the progressive teacher-student pipeline (recipe ``real2bin``).
+_REFERENCES = ("[Training binary neural networks with real-to-binary "
+               "convolutions](https://openreview.net/forum?id=BJg4NgBKvH) (ICLR 2020)",)
 
-    # ImageNet metrics
-
-    | source | Top-1 | Top-5 | Parameters | Memory (1 bit) |
-    | ------ | ----- | ----- | ---------- | -------------- |
-    | paper (Martinez et al., 2020) | 65.4 % | 86.2 % | | |
-    | larq-zoo re-training (`weights="imagenet"`) | 65.01 % | 85.72 % | 11 995 624 | 5.13 MB |
-
-    Real-valued ResNet-18 in the paper: 69.3 % / 89.2 %. LCE, Pixel 1, one
-    thread: 48.8 ms (larq-zoo).
-
-    # Arguments
-    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
-      Inputs of at most 64 px use the small-image stem (3x3 conv, no pooling).
-    - input_tensor: optional Keras tensor to use as the image input.
-    - weights: ``None`` (random), ``"imagenet"`` (larq-zoo's weights, downloaded once
-      and checked against their SHA-256; builds the zero-padded variant they were
-      trained with), or a weights file.
-    - include_top: whether to end with the pooled real-valued classifier.
-    - num_classes: classes of the classifier; default 1000.
-    - filters: width of the stem and the first stage (64, at least 8); the stages double it.
-
-    # References
-    - [Training binary neural networks with real-to-binary
-      convolutions](https://openreview.net/forum?id=BJg4NgBKvH) (ICLR 2020)
-    """
-    return Real2BinFactory(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
-                           include_top=include_top, num_classes=num_classes,
-                           filters=filters).build()
-
-
-@register_model(paper=PAPER, paper_top1=60.9, recipe="real2bin_baseline")
-def real2bin_baseline(*, input_shape: Optional[Sequence[Optional[int]]] = None,
-                      input_tensor=None, weights: Optional[str] = None,
-                      include_top: bool = True, num_classes: Optional[int] = None,
-                      filters: Optional[int] = None) -> tf.keras.Model:
-    """Real-to-Binary's strong baseline: a learned constant scale (XNOR-Net++)
-    after each binary convolution, trained in two stages (binary activations
-    with real weights, then fully binary from the first; recipe
-    ``real2bin_baseline``).
-
-    # ImageNet metrics (paper)
-
-    | Top-1 | Top-5 |
-    | ----- | ----- |
-    | 60.9 % | 83.0 % |
-
-    # Arguments
-    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
-      Inputs of at most 64 px use the small-image stem (3x3 conv, no pooling).
-    - input_tensor: optional Keras tensor to use as the image input.
-    - weights: ``None`` (random) or a weights file (none are published).
-    - include_top: whether to end with the pooled real-valued classifier.
-    - num_classes: classes of the classifier; default 1000.
-    - filters: width of the stem and the first stage (64); the stages double it.
-
-    # References
-    - [Training binary neural networks with real-to-binary
-      convolutions](https://openreview.net/forum?id=BJg4NgBKvH) (ICLR 2020)
-    """
-    return Real2BinBaseline(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
-                            include_top=include_top, num_classes=num_classes,
-                            filters=filters).build()
+real2bin = register_factory(Real2BinFactory, with_larq_zoo_weights(
+    "Real-to-Binary Net: the strong baseline with data-driven gating, trained by the "
+    "progressive teacher-student pipeline (recipe ``real2bin``).",
+    paper="Martinez et al., 2020", top1_top5=("65.4 %", "86.2 %"),
+    larq_zoo=("65.01 %", "85.72 %", "11 995 624", "5.13 MB"),
+    notes="Real-valued ResNet-18 in the paper: 69.3 % / 89.2 %. LCE, Pixel 1, one thread: "
+          "48.8 ms (larq-zoo).",
+    filters="width of the stem and the first stage (64, at least 8); the stages double it.",
+    references=_REFERENCES),
+    paper=PAPER, paper_top1=65.4, recipe="real2bin")
+real2bin_baseline = register_factory(Real2BinBaseline, ModelDoc(
+    "Real-to-Binary's strong baseline: a learned constant scale (XNOR-Net++) after each "
+    "binary convolution, trained in two stages (binary activations with real weights, then "
+    "fully binary from the first; recipe ``real2bin_baseline``).",
+    metrics="ImageNet metrics (paper)", rows=(("60.9 %", "83.0 %"),),
+    weights="``None`` (random) or a weights file (none are published).",
+    filters="width of the stem and the first stage (64); the stages double it.",
+    references=_REFERENCES),
+    paper=PAPER, paper_top1=60.9, recipe="real2bin_baseline")

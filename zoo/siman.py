@@ -34,8 +34,6 @@ convolution centres on (``centre_offset``), keeping the addition aligned as in
 the official code.
 """
 
-from typing import Optional, Sequence
-
 import tensorflow as tf
 from larq_zoo.core import utils as lqz_utils
 
@@ -43,7 +41,8 @@ from bnnzoo.quantizers.scaled_conv import ScaledQuantConv2D
 
 from .bireal import BiRealNetFactory
 from .core import uses_small_image_stem
-from .registry import register_model
+from .model_docs import ModelDoc
+from .registry import register_factory
 
 PAPER = "Lin et al., SiMaN: Sign-to-Magnitude Network Binarization, TPAMI 2022 (arXiv:2102.07981)"
 
@@ -169,65 +168,29 @@ class SiManResNet34(SiManResNet18):
     stage_blocks = (6, 8, 12, 6)
 
 
-@register_model(paper=PAPER, paper_top1=60.1, recipe="siman_imagenet")
-def siman_resnet18(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
-                   weights: Optional[str] = None, include_top: bool = True,
-                   num_classes: Optional[int] = None,
-                   filters: Optional[int] = None) -> tf.keras.Model:
-    """SiMaN ResNet-18, ImageNet layout (16 binary 3x3 convolutions, each with its shortcut).
-
-    # Metrics (paper)
-
-    | dataset | Top-1 | Top-5 |
-    | ------- | ----- | ----- |
-    | ImageNet | 60.1 % | 82.3 % |
-
-    IR-Net (sign-based) in the same table: 58.1 %.
-
-    # Arguments
-    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
-      Inputs of at most 64 px use the 3x3 small-image stem (no pooling).
-    - input_tensor: optional Keras tensor to use as the image input.
-    - weights: ``None`` (random) or a weights file (no weights are published for Keras).
-    - include_top: whether to end with the real-valued classifier.
-    - num_classes: classes of the classifier; default 1000.
-    - filters: width of the first stage (64); each stage doubles it.
-
-    # References
-    - [SiMaN: Sign-to-Magnitude Network Binarization](https://arxiv.org/abs/2102.07981)
-      (TPAMI 2022); official code: github.com/lmbxmu/SiMaN
-    """
-    return SiManResNet18(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
-                         include_top=include_top, num_classes=num_classes, filters=filters).build()
+def siman_doc(summary: str, dataset: str, top1: str, baseline: str, top5: str = "",
+              **facts) -> ModelDoc:
+    """A SiMaN model's docstring facts: its paper's top-1 (and top-5) on
+    ``dataset``, IR-Net's (sign-based) in the same table."""
+    return ModelDoc(
+        summary, metrics="Metrics (paper)",
+        columns=("dataset", "Top-1", "Top-5") if top5 else ("dataset", "Top-1"),
+        rows=((dataset, top1, top5) if top5 else (dataset, top1),),
+        notes=f"IR-Net (sign-based) in the same table: {baseline}.",
+        weights="``None`` (random) or a weights file (no weights are published for Keras).",
+        classifier="the real-valued classifier",
+        references=("[SiMaN: Sign-to-Magnitude Network "
+                    "Binarization](https://arxiv.org/abs/2102.07981) (TPAMI 2022); official "
+                    "code: github.com/lmbxmu/SiMaN",), **facts)
 
 
-@register_model(paper=PAPER, paper_top1=63.9, recipe="siman_imagenet")
-def siman_resnet34(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
-                   weights: Optional[str] = None, include_top: bool = True,
-                   num_classes: Optional[int] = None,
-                   filters: Optional[int] = None) -> tf.keras.Model:
-    """SiMaN ResNet-34, ImageNet layout (32 binary 3x3 convolutions, each with its shortcut).
+_STEM = "Inputs of at most 64 px use the 3x3 small-image stem (no pooling)."
 
-    # Metrics (paper)
-
-    | dataset | Top-1 | Top-5 |
-    | ------- | ----- | ----- |
-    | ImageNet | 63.9 % | 84.8 % |
-
-    IR-Net (sign-based) in the same table: 62.9 %.
-
-    # Arguments
-    - input_shape: ``(height, width, channels)``; default ``(224, 224, 3)``.
-      Inputs of at most 64 px use the 3x3 small-image stem (no pooling).
-    - input_tensor: optional Keras tensor to use as the image input.
-    - weights: ``None`` (random) or a weights file (no weights are published for Keras).
-    - include_top: whether to end with the real-valued classifier.
-    - num_classes: classes of the classifier; default 1000.
-    - filters: width of the first stage (64); each stage doubles it.
-
-    # References
-    - [SiMaN: Sign-to-Magnitude Network Binarization](https://arxiv.org/abs/2102.07981)
-      (TPAMI 2022); official code: github.com/lmbxmu/SiMaN
-    """
-    return SiManResNet34(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
-                         include_top=include_top, num_classes=num_classes, filters=filters).build()
+siman_resnet18 = register_factory(SiManResNet18, siman_doc(
+    "SiMaN ResNet-18, ImageNet layout (16 binary 3x3 convolutions, each with its shortcut).",
+    "ImageNet", "60.1 %", "58.1 %", top5="82.3 %", stem=_STEM),
+    paper=PAPER, paper_top1=60.1, recipe="siman_imagenet")
+siman_resnet34 = register_factory(SiManResNet34, siman_doc(
+    "SiMaN ResNet-34, ImageNet layout (32 binary 3x3 convolutions, each with its shortcut).",
+    "ImageNet", "63.9 %", "62.9 %", top5="84.8 %", stem=_STEM),
+    paper=PAPER, paper_top1=63.9, recipe="siman_imagenet")

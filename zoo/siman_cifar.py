@@ -14,15 +14,13 @@ initialisation, BatchNorm, PReLU, head) in three CIFAR layouts, 32x32x3 and
   max-pools, and a real classifier.
 """
 
-from typing import Optional, Sequence
-
 import tensorflow as tf
 
 from bnnzoo.quantizers import BiRealHardTanh
 
 from .core import ModelFactory
-from .registry import register_model
-from .siman import PAPER, SiManLayers, SiManResNet18, SubsampleZeroPad
+from .registry import register_factory
+from .siman import PAPER, SiManLayers, SiManResNet18, SubsampleZeroPad, siman_doc
 
 
 class SiManResNet20(SiManResNet18):
@@ -103,95 +101,22 @@ class SiManVGGSmall(SiManLayers, ModelFactory):
         return self.classifier(tf.keras.layers.Flatten()(x))
 
 
-@register_model(paper=PAPER, paper_top1=87.4, paper_top1_dataset="CIFAR-10", recipe="siman")
-def siman_resnet20(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
-                   weights: Optional[str] = None, include_top: bool = True,
-                   num_classes: Optional[int] = None,
-                   filters: Optional[int] = None) -> tf.keras.Model:
-    """SiMaN ResNet-20 for CIFAR (18 binary 3x3 convolutions, each with its shortcut).
-
-    # Metrics (paper)
-
-    | dataset | Top-1 |
-    | ------- | ----- |
-    | CIFAR-10 | 87.4 % |
-
-    IR-Net (sign-based) in the same table: 86.5 %.
-
-    # Arguments
-    - input_shape: ``(height, width, channels)``; default ``(32, 32, 3)``.
-    - input_tensor: optional Keras tensor to use as the image input.
-    - weights: ``None`` (random) or a weights file (no weights are published for Keras).
-    - include_top: whether to end with the real-valued classifier.
-    - num_classes: classes of the classifier; default 10.
-    - filters: width of the first stage (16); each stage doubles it.
-
-    # References
-    - [SiMaN: Sign-to-Magnitude Network Binarization](https://arxiv.org/abs/2102.07981)
-      (TPAMI 2022); official code: github.com/lmbxmu/SiMaN
-    """
-    return SiManResNet20(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
-                         include_top=include_top, num_classes=num_classes, filters=filters).build()
+def _register(factory, summary: str, top1: float, baseline: str, filters: str):
+    """A CIFAR-10 layout: its paper's top-1, IR-Net's, what ``filters`` sets."""
+    return register_factory(factory, siman_doc(summary, "CIFAR-10", f"{top1} %", baseline,
+                                               stem="", filters=filters),
+                            paper=PAPER, paper_top1=top1, paper_top1_dataset="CIFAR-10",
+                            recipe="siman")
 
 
-@register_model(paper=PAPER, paper_top1=92.5, paper_top1_dataset="CIFAR-10", recipe="siman")
-def siman_resnet18_cifar(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
-                         weights: Optional[str] = None, include_top: bool = True,
-                         num_classes: Optional[int] = None,
-                         filters: Optional[int] = None) -> tf.keras.Model:
-    """SiMaN ResNet-18 for CIFAR (16 binary 3x3 convolutions and 3 binary 1x1 downsamples).
-
-    # Metrics (paper)
-
-    | dataset | Top-1 |
-    | ------- | ----- |
-    | CIFAR-10 | 92.5 % |
-
-    IR-Net (sign-based) in the same table: 91.5 %.
-
-    # Arguments
-    - input_shape: ``(height, width, channels)``; default ``(32, 32, 3)``.
-    - input_tensor: optional Keras tensor to use as the image input.
-    - weights: ``None`` (random) or a weights file (no weights are published for Keras).
-    - include_top: whether to end with the real-valued classifier.
-    - num_classes: classes of the classifier; default 10.
-    - filters: width of the stem and first stage (64); each stage doubles it.
-
-    # References
-    - [SiMaN: Sign-to-Magnitude Network Binarization](https://arxiv.org/abs/2102.07981)
-      (TPAMI 2022); official code: github.com/lmbxmu/SiMaN
-    """
-    return SiManResNet18Cifar(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
-                              include_top=include_top, num_classes=num_classes, filters=filters).build()
-
-
-@register_model(paper=PAPER, paper_top1=92.5, paper_top1_dataset="CIFAR-10", recipe="siman")
-def siman_vgg_small(*, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None,
-                    weights: Optional[str] = None, include_top: bool = True,
-                    num_classes: Optional[int] = None,
-                    filters: Optional[int] = None) -> tf.keras.Model:
-    """SiMaN VGG-small for CIFAR (real conv0, 5 binary 3x3 convolutions, real classifier).
-
-    # Metrics (paper)
-
-    | dataset | Top-1 |
-    | ------- | ----- |
-    | CIFAR-10 | 92.5 % |
-
-    IR-Net (sign-based) in the same table: 90.4 %.
-
-    # Arguments
-    - input_shape: ``(height, width, channels)``; default ``(32, 32, 3)``.
-    - input_tensor: optional Keras tensor to use as the image input.
-    - weights: ``None`` (random) or a weights file (no weights are published for Keras).
-    - include_top: whether to end with the real-valued classifier.
-    - num_classes: classes of the classifier; default 10.
-    - filters: width of conv0 (128); the binary convolutions are 1, 2, 2, 4 and 4
-      times it.
-
-    # References
-    - [SiMaN: Sign-to-Magnitude Network Binarization](https://arxiv.org/abs/2102.07981)
-      (TPAMI 2022); official code: github.com/lmbxmu/SiMaN
-    """
-    return SiManVGGSmall(input_shape=input_shape, input_tensor=input_tensor, weights=weights,
-                         include_top=include_top, num_classes=num_classes, filters=filters).build()
+siman_resnet20 = _register(
+    SiManResNet20, "SiMaN ResNet-20 for CIFAR (18 binary 3x3 convolutions, each with its "
+    "shortcut).", 87.4, "86.5 %", "width of the first stage (16); each stage doubles it.")
+siman_resnet18_cifar = _register(
+    SiManResNet18Cifar, "SiMaN ResNet-18 for CIFAR (16 binary 3x3 convolutions and 3 binary "
+    "1x1 downsamples).", 92.5, "91.5 %",
+    "width of the stem and first stage (64); each stage doubles it.")
+siman_vgg_small = _register(
+    SiManVGGSmall, "SiMaN VGG-small for CIFAR (real conv0, 5 binary 3x3 convolutions, real "
+    "classifier).", 92.5, "90.4 %",
+    "width of conv0 (128); the binary convolutions are 1, 2, 2, 4 and 4 times it.")

@@ -7,8 +7,10 @@ swapped, built as a fresh clone (weights are then copied by structure, see
 * ``binary``: as registered (1-bit activations and weights);
 * ``binary_activations``: 1-bit activations, real weights (no kernel
   quantizer or clip): step 1 of Bi-Real's two-step scheme for deep nets;
-* ``soft_activations``: tanh instead of the activations' sign, real weights,
-  zero padding: stage 1 of Real-to-Binary's progressive pipeline;
+* ``soft_activations``: a real-valued, sign-like activation instead of the
+  sign, real weights, zero padding: stage 1 of Real-to-Binary's progressive
+  pipeline, which declares it with its tanh (``zoo.real2bin``,
+  ``register_variant``);
 * ``real``: no quantizers at all (identity activations, real weights, zero
   padding): the same architecture as a real-valued network, Real-to-Binary's
   stage-0 teacher;
@@ -57,15 +59,19 @@ VARIANTS: Dict[str, Callable[[tf.keras.Model], tf.keras.Model]] = {
     "binary": lambda model: model,
     "binary_activations": lambda model: with_quantizers(model, kernel_quantizer=None,
                                                         kernel_constraint=None),
-    "soft_activations": lambda model: with_quantizers(
-        model, input_quantizer="real2bin_tanh", kernel_quantizer=None, kernel_constraint=None,
-        pad_values=0.0),
     "real": lambda model: with_quantizers(model, input_quantizer=None, kernel_quantizer=None,
                                           kernel_constraint=None, pad_values=0.0),
     "unscaled_weights": lambda model: with_quantizers(model, kernel_quantizer="ste_sign"),
     "magnitude_weights": lambda model: with_quantizers(
         model, kernel_quantizer="bireal_magnitude_aware_sign"),
 }
+
+
+def register_variant(name: str, make: Callable[[tf.keras.Model], tf.keras.Model]) -> None:
+    """Declare the variant ``name`` (a family's own stage), built by ``make``."""
+    if name in VARIANTS:
+        raise ValueError(f"Variant {name!r} is declared twice.")
+    VARIANTS[name] = make
 
 
 def variant(model: tf.keras.Model, name: str) -> tf.keras.Model:
