@@ -4,8 +4,10 @@ In this process (conftest's ``invoke``): what a command says and does, not its
 start-up (tests/test_package.py runs the command as a process)."""
 
 import json
+import subprocess
+import sys
 
-from conftest import assert_one_clear_error
+from conftest import REPO, assert_one_clear_error, cli_env
 
 
 def test_models_json_lists_the_registry(invoke):
@@ -47,3 +49,39 @@ def test_evaluate_without_any_run(invoke, tmp_path):
     assert_one_clear_error(invoke("evaluate"), "No training run yet")
     assert_one_clear_error(invoke("evaluate", tmp_path / "nowhere"), "does not exist")
     assert_one_clear_error(invoke("train", "bireal18", "--resume"), "No training run yet")
+
+
+def test_a_bug_keeps_its_traceback_while_bad_input_is_one_line(invoke, monkeypatch):
+    """Only ``UserError`` is a tidy line: a plain ``KeyError`` or ``ValueError``
+    raised inside the product is a bug and reaches the user with its traceback."""
+    from bnnzoo.errors import UserError
+    from bnnzoo.export import footprint_table
+
+    for bug in (KeyError("stage"), ValueError("math domain error")):
+        def broken(names, note, bug=bug):
+            raise bug
+
+        monkeypatch.setattr(footprint_table, "describe_models", broken)
+        result = invoke("models", "bireal18")
+        assert result.exception is bug, result.output  # not turned into SystemExit
+        assert not [line for line in result.output.splitlines() if line.startswith("Error:")]
+
+    def refused(names, note):
+        raise UserError("bireal19 is not a model.")
+
+    monkeypatch.setattr(footprint_table, "describe_models", refused)
+    assert_one_clear_error(invoke("models", "bireal19"), "bireal19 is not a model.")
+
+
+def test_a_bug_prints_its_traceback_from_the_command(tmp_path):
+    """The same as a user sees it: the command's own process prints the
+    traceback on stderr (through the CLI's stderr filter) and exits with 1."""
+    code = ("import sys, runpy; sys.argv = ['cli.py', 'models', 'bireal18']; "
+            "import bnnzoo.export.footprint_table as table; "
+            "table.describe_models = lambda names, note: {}['no such key']; "
+            f"runpy.run_path({str(REPO / 'cli.py')!r}, run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", code], env=cli_env(tmp_path),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" in result.stderr and "KeyError: 'no such key'" in result.stderr
+    assert "Error:" not in result.stderr.replace("KeyError:", "")

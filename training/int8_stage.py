@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 from bnnzoo import datasets, runs
+from bnnzoo.errors import UserError
 
 from . import stages
 from .config import TrainConfig, config_from_dict
@@ -37,12 +38,12 @@ def stage_config(run_dir: Path, *, steps: int = DEFAULT_STEPS, batch_size: Optio
                  calibration_images: int = 512) -> TrainConfig:
     """The int8 stage's configuration for the trained run ``run_dir``."""
     if steps < 1 or calibration_images < 1 or (batch_size is not None and batch_size < 1):
-        raise ValueError("--steps, --batch-size and --calibration-images must be at least 1.")
+        raise UserError("--steps, --batch-size and --calibration-images must be at least 1.")
     if learning_rate is not None and learning_rate <= 0:
-        raise ValueError("--learning-rate must be positive.")
+        raise UserError("--learning-rate must be positive.")
     run = config_from_dict(runs.read_config(run_dir))
     if run.int8_edges:
-        raise ValueError(f"{run_dir} is an int8 stage already; quantize the run it belongs to.")
+        raise UserError(f"{run_dir} is an int8 stage already; quantize the run it belongs to.")
     final = stages.plan(run, run_dir)[-1][1]
     return dataclasses.replace(
         run, variant=final.variant, batchnorm_only=False, two_step=False, recalibrate_bn=False,

@@ -19,6 +19,8 @@ from typing import Callable, Dict, List, Optional
 
 import tensorflow as tf
 
+from bnnzoo.errors import UnknownName
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -59,11 +61,11 @@ def list_models() -> List[str]:
 
 
 def model_entry(name: str) -> ModelEntry:
-    """The registry entry for ``name``; a ``KeyError`` naming the choices if absent."""
+    """The registry entry for ``name``; an ``UnknownName`` (a ``KeyError``) naming the choices if absent."""
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(
+        raise UnknownName(
             f"Unknown model {name!r}. Available: {', '.join(list_models())}."
         ) from None
 
