@@ -9,6 +9,8 @@
 """
 
 import atexit
+import importlib
+import inspect
 import json
 import os
 import re
@@ -134,6 +136,28 @@ class _ChoiceOf(click.Choice):
         return tuple(_from_package(self._read))
 
 
+class _APIDefault(click.Option):
+    """An option whose default is its API function's own: ``default_of`` is
+    (module, function, parameter), read when first needed, so the default is
+    declared once, in the package."""
+
+    def __init__(self, *args, default_of, **kwargs):
+        super().__init__(*args, show_default=True, **kwargs)
+        self._default_of = default_of
+
+    def get_default(self, ctx, call=True):
+        module, function, parameter = self._default_of
+        api = getattr(_from_package(lambda: importlib.import_module(module)), function)
+        return inspect.signature(api).parameters[parameter].default
+
+
+# The API functions whose keyword defaults the commands' options show and use.
+_QUANTIZE = ("bnnzoo.training.int8_stage", "quantize")
+_EVALUATE = ("bnnzoo.evaluation", "evaluate")
+_EXPORT = ("bnnzoo.export.pipeline", "export_model")
+_BENCHMARK = ("bnnzoo.export.benchmark", "benchmark")
+
+
 def _option(field) -> list:
     """The command-line options of a ``TrainOptions`` field (training/config.py):
     ``--name`` with the field's type (or choices, or path), default and help;
@@ -239,12 +263,14 @@ def train(obj, model, output, resume, **options):
 
 @cli.command()
 @click.argument("run", required=False, type=click.Path(path_type=Path, resolve_path=True))
-@click.option("--steps", type=click.IntRange(min=1), default=100, show_default=True,
+@click.option("--steps", type=click.IntRange(min=1), cls=_APIDefault,
+              default_of=(*_QUANTIZE, "steps"),
               help="Quantization-aware fine-tuning steps.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Batch size [the run's].")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
               help="Peak learning rate [a tenth of the run's].")
-@click.option("--calibration-images", type=click.IntRange(min=1), default=512, show_default=True,
+@click.option("--calibration-images", type=click.IntRange(min=1), cls=_APIDefault,
+              default_of=(*_QUANTIZE, "calibration_images"),
               help="Training images that calibrate the int8 ranges.")
 @click.pass_obj
 def quantize(obj, run, steps, batch_size, learning_rate, calibration_images):
@@ -270,7 +296,8 @@ def quantize(obj, run, steps, batch_size, learning_rate, calibration_images):
 @click.option("--dataset", help="Dataset to evaluate on [the run's / the export's].")
 @click.option("--data-dir", type=click.Path(),
               help="Folder holding the dataset's local files [the run's].")
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--batch-size", type=int, cls=_APIDefault,
+              default_of=(*_EVALUATE, "batch_size"))
 @click.option("--limit", type=int, help="Evaluate on the first N test images only.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
@@ -307,8 +334,8 @@ def _export_targets():
 
 @cli.command()
 @click.argument("source", required=False, type=click.Path(path_type=Path, resolve_path=True))
-@click.option("--target", type=_ChoiceOf(_export_targets), default="arm64",
-              show_default=True, help="arm64: Android, 64-bit Raspberry Pi OS; armv7: 32-bit "
+@click.option("--target", type=_ChoiceOf(_export_targets), cls=_APIDefault,
+              default_of=(*_EXPORT, "target"), help="arm64: Android, 64-bit Raspberry Pi OS; armv7: 32-bit "
               "Raspberry Pi OS; xcore: XMOS.")
 @click.option("--output", type=click.Path(path_type=Path, resolve_path=True),
               help="The .tflite file [RUN/export/MODEL-TARGET.tflite].")
@@ -316,7 +343,7 @@ def _export_targets():
               "synthetic inputs].")
 @click.option("--data-dir", type=click.Path(),
               help="Folder holding the dataset's local files [the run's].")
-@click.option("--parity-images", type=int, default=256, show_default=True,
+@click.option("--parity-images", type=int, cls=_APIDefault, default_of=(*_EXPORT, "parity_images"),
               help="Test images on which the flatbuffer must match the Keras model up to "
               "the model's own rounding noise.")
 @click.option("--min-agreement", type=click.FloatRange(0, 1),
@@ -365,12 +392,15 @@ def export(obj, source, target, output, dataset, data_dir, parity_images, min_ag
 
 @cli.command()
 @click.argument("model", required=False, type=click.Path(path_type=Path, resolve_path=True))
-@click.option("--device", default="host", show_default=True,
+@click.option("--device", cls=_APIDefault, default_of=(*_BENCHMARK, "device"),
               help="host | adb[:SERIAL] (Android) | ssh:[USER@]HOST[:PORT] (Raspberry Pi, "
               "any aarch64 Linux).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--num-runs", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--warmup-runs", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), cls=_APIDefault,
+              default_of=(*_BENCHMARK, "num_threads"))
+@click.option("--num-runs", type=click.IntRange(min=1), cls=_APIDefault,
+              default_of=(*_BENCHMARK, "num_runs"))
+@click.option("--warmup-runs", type=click.IntRange(min=1), cls=_APIDefault,
+              default_of=(*_BENCHMARK, "warmup_runs"))
 @click.option("--binary", type=click.Path(path_type=Path),
               help="lce_benchmark_model for the device [$LCE_BENCHMARK_MODEL, then PATH].")
 @click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE",

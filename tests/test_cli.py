@@ -4,9 +4,11 @@ In this process (conftest's ``invoke``): what a command says and does, not its
 start-up (tests/test_package.py runs the command as a process)."""
 
 import json
+import re
 import subprocess
 import sys
 
+import click
 from conftest import REPO, assert_one_clear_error, cli_env
 
 
@@ -85,3 +87,95 @@ def test_a_bug_prints_its_traceback_from_the_command(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "Traceback" in result.stderr and "KeyError: 'no such key'" in result.stderr
     assert "Error:" not in result.stderr.replace("KeyError:", "")
+
+
+def _train_flags(cli_module) -> dict:
+    """``train``'s options as the command builds them: flag -> click option."""
+    command = cli_module.train
+    params = command.get_params(click.Context(command))
+    return {flag: param for param in params if isinstance(param, click.Option)
+            for flag in param.opts if flag not in ("-h", "--help")}
+
+
+def test_the_commands_read_their_options_from_the_package(invoke, cli_module, monkeypatch,
+                                                           tmp_path):
+    """``train``'s options, generated from ``TrainOptions``, reach ``TrainConfig``
+    typed, existing paths made absolute, ``--no-xla`` as ``--xla off``; the
+    API-only options are no flags; choices and defaults are the package's own."""
+    import bnnzoo.training as training
+    from bnnzoo.export.convert import TARGETS
+    from bnnzoo.training import distribution, hardware, int8_stage, xla
+    from bnnzoo.training.config import OVERRIDABLE, TrainConfig, option_fields
+
+    invoke("train", "--help")  # (the fixture's quiet logs; generates the options)
+    flags = _train_flags(cli_module)
+    assert {"--epochs", "--learning-rate", "--two-step", "--no-xla", "--output"} <= set(flags)
+    assert not {"--label-smoothing", "--variant", "--batchnorm-only"} & set(flags)
+    assert flags["--precision"].type.choices == hardware.PRECISIONS
+    assert flags["--xla"].type.choices == xla.CHOICES
+    assert flags["--strategy"].type.choices == distribution.STRATEGIES
+    assert "strategy" not in OVERRIDABLE and {"epochs", "variant"} <= set(OVERRIDABLE)
+    assert len(option_fields()) == len(OVERRIDABLE) + 1
+    export_target = next(p for p in cli_module.export.params if p.name == "target")
+    assert export_target.type.choices == tuple(TARGETS)
+    # The other commands' defaults are their API functions' own.
+    defaults = {(command.name, p.name): p.get_default(click.Context(command))
+                for command in (cli_module.quantize, cli_module.evaluate, cli_module.export,
+                                cli_module.benchmark) for p in command.params}
+    assert defaults[("quantize", "steps")] == int8_stage.DEFAULT_STEPS
+    assert defaults[("quantize", "calibration_images")] == 512
+    assert defaults[("evaluate", "batch_size")] == defaults[("export", "parity_images")] == 256
+    assert defaults[("export", "target")] == "arm64"
+    assert [defaults[("benchmark", name)] for name in ("device", "threads", "num_runs",
+                                                        "warmup_runs")] == ["host", 1, 50, 1]
+
+    seen = []
+    monkeypatch.setattr(training, "train", lambda config, **run: seen.append(config) or tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "twin").mkdir()
+    result = invoke("train", "bireal18", "--epochs", "3", "--learning-rate", "0.5",
+                    "--precision", "float16", "--no-xla", "--init-from", "twin", "--two-step",
+                    "--strategy", "mirrored", "--recipe", "siman_short")
+    assert result.exit_code == 0, result.output
+    assert seen == [TrainConfig(model="bireal18", epochs=3, learning_rate=0.5,
+                                precision="float16", xla="off",
+                                init_from=str(tmp_path / "twin"), two_step=True,
+                                strategy="mirrored", recipe="siman_short")]
+    assert_one_clear_error(invoke("train", "bireal18", "--no-xla", "--xla", "on"),
+                           "--no-xla is --xla off: drop one of --no-xla and --xla on.")
+    assert_one_clear_error(invoke("train", "bireal18", "--recipe", "fast"), "Unknown recipe")
+    assert_one_clear_error(invoke("train", "bireal18", "--init-from", "nowhere"), "nowhere")
+    assert len(seen) == 1
+
+
+def _documented_options(section: str) -> dict:
+    """docs/cli.md's option table under ``section``: flag -> the choices it lists."""
+    text = (REPO / "docs" / "cli.md").read_text()
+    body = text.split(section, 1)[1].split("\n## ", 1)[0]
+    options = {}
+    for row in body.splitlines():
+        if row.startswith("| `"):
+            cell = row.split(" | ", 1)[0]
+            for flag in re.findall(r"--[a-z][a-z0-9-]*", cell):
+                options[flag] = ()
+            for flag, choices in re.findall(r"(--[a-z][a-z0-9-]*) ([a-z0-9-]+(?:\\\|[a-z0-9-]+)+)",
+                                            cell):
+                options[flag] = tuple(choices.split("\\|"))
+    return options
+
+
+def test_the_documented_train_options_are_the_declared_ones(invoke, cli_module):
+    """docs/cli.md's train table names every option of ``train`` and no other,
+    and lists each option's choices as declared; the export section its targets."""
+    invoke("train", "--help")  # (the fixture's quiet logs)
+    flags = _train_flags(cli_module)
+    documented = _documented_options("## `python cli.py train MODEL [options]`")
+    assert set(documented).symmetric_difference(flags) == set()
+    for flag, choices in documented.items():
+        declared = getattr(flags[flag].type, "choices", ())
+        assert choices in ((), tuple(declared)), flag
+    assert {flag for flag, choices in documented.items() if choices} == {
+        flag for flag, option in flags.items() if isinstance(option.type, click.Choice)}
+    from bnnzoo.export.convert import TARGETS
+
+    assert f"--target {'|'.join(TARGETS)} [options]`" in (REPO / "docs" / "cli.md").read_text()
