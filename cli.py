@@ -163,8 +163,9 @@ def _option(field) -> list:
     ``--name`` with the field's type (or choices, or path), default and help;
     then its shorthand flag, if it has one."""
     meta, flag = field.metadata, "--" + field.name.replace("_", "-")
-    kind = {bool: bool, int: int, float: float}.get(
-        next(t for t in getattr(field.type, "__args__", (field.type,)) if t is not type(None)))
+    declared = next(t for t in getattr(field.type, "__args__", (field.type,))
+                    if t is not type(None))  # Optional[int] -> int
+    kind = {bool: bool, int: int, float: float}.get(declared)  # None: click's text
     if meta["choices"]:
         kind = click.Choice(meta["choices"])
     elif meta["path"]:
@@ -224,11 +225,9 @@ class _TrainCommand(click.Command):
 
     def format_epilog(self, ctx, formatter):
         super().format_epilog(ctx, formatter)
-        from bnnzoo import zoo
-
+        names = _from_package(lambda: importlib.import_module("bnnzoo.zoo").list_models())
         formatter.write_paragraph()
-        formatter.write_text("Models: " + ", ".join(_from_package(zoo.list_models))
-                             + " (`models` counts them).")
+        formatter.write_text("Models: " + ", ".join(names) + " (`models` counts them).")
 
 
 @cli.command(cls=_TrainCommand)
