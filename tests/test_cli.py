@@ -1,4 +1,6 @@
-"""The CLI's listing and its handling of bad input: one message, non-zero exit.
+"""The CLI's listing; its options, read from their declarations in the package
+(docs/cli.md's train table checked against them); its errors: bad input is one
+message and a non-zero exit, a bug keeps its traceback.
 
 In this process (conftest's ``invoke``): what a command says and does, not its
 start-up (tests/test_package.py runs the command as a process)."""
@@ -9,6 +11,7 @@ import subprocess
 import sys
 
 import click
+import pytest
 from conftest import REPO, assert_one_clear_error, cli_env
 
 
@@ -179,3 +182,13 @@ def test_the_documented_train_options_are_the_declared_ones(invoke, cli_module):
     from bnnzoo.export.convert import TARGETS
 
     assert f"--target {'|'.join(TARGETS)} [options]`" in (REPO / "docs" / "cli.md").read_text()
+
+
+def test_the_python_api_refuses_a_value_outside_its_declared_choices():
+    from bnnzoo.errors import UserError
+    from bnnzoo.training.config import TrainConfig, check_choices
+
+    check_choices(TrainConfig(model="bireal18", xla="off", precision="bfloat16"))
+    for option, value in (("xla", "sometimes"), ("precision", "int8"), ("strategy", "ps")):
+        with pytest.raises(UserError, match=f"Unknown --{option} '{value}'. Choices: "):
+            check_choices(TrainConfig(model="bireal18", **{option: value}))

@@ -167,6 +167,16 @@ def typed_options(config: TrainConfig) -> dict:
     return {k: getattr(config, k) for k in OVERRIDABLE if getattr(config, k) != getattr(defaults, k)}
 
 
+def check_choices(config: TrainConfig) -> None:
+    """Refuse an option outside its declared choices (the command line cannot
+    pass one; the Python API can)."""
+    for field in option_fields():
+        value, choices = getattr(config, field.name), field.metadata["choices"]
+        if choices and value not in choices:
+            raise UserError(f"Unknown --{field.name.replace('_', '-')} {value!r}. "
+                            f"Choices: {', '.join(choices)}.")
+
+
 def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:
     """Fill the ``None`` fields from the recipe and the dataset."""
     own = zoo.model_entry(config.model).recipe
@@ -176,13 +186,12 @@ def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:
         raise UserError(f"The recipe {recipe.name} trains {recipe.stages or 'in one stage'}, "
                          f"{config.model}'s own ({own}) {staging or 'in one stage'}: a recipe "
                          "may change how a model trains, not its stages.")
+    check_choices(config)
     c = dataclasses.replace(config)
     c.recipe = dataclasses.asdict(recipe)
     if c.precision == "auto" and c.strategy == "multi-worker":
         c.precision = "float32"  # each worker would detect its own hardware: one precision for all
     c.precision = hardware.resolve_precision(c.precision)
-    if c.xla not in xla.CHOICES:
-        raise UserError(f"Unknown --xla {c.xla!r}. Choices: {', '.join(xla.CHOICES)}.")
     if c.epochs is None:
         c.epochs = recipe.epochs
     if c.batch_size is None:
