@@ -232,8 +232,10 @@ class _TrainCommand(click.Command):
 
 @cli.command(cls=_TrainCommand)
 @click.argument("model")
-@click.option("--output", type=click.Path(path_type=Path, resolve_path=True), help="Run directory [runs/MODEL-DATASET-TIME].")
-@click.option("--resume", is_flag=True, help="Continue the run in --output (default: the latest run).")
+@click.option("--output", type=click.Path(path_type=Path, resolve_path=True),
+              help="Run directory [runs/MODEL-DATASET-TIME].")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --output (default: the latest run).")
 @click.pass_obj
 def train(obj, model, output, resume, **options):
     """Train MODEL with its paper's recipe; writes a run directory.
@@ -334,8 +336,9 @@ def _export_targets():
 @cli.command()
 @click.argument("source", required=False, type=click.Path(path_type=Path, resolve_path=True))
 @click.option("--target", type=_ChoiceOf(_export_targets), cls=_APIDefault,
-              default_of=(*_EXPORT, "target"), help="arm64: Android, 64-bit Raspberry Pi OS; armv7: 32-bit "
-              "Raspberry Pi OS; xcore: XMOS.")
+              default_of=(*_EXPORT, "target"),
+              help="arm64: Android, 64-bit Raspberry Pi OS; armv7: 32-bit Raspberry Pi OS; "
+              "xcore: XMOS.")
 @click.option("--output", type=click.Path(path_type=Path, resolve_path=True),
               help="The .tflite file [RUN/export/MODEL-TARGET.tflite].")
 @click.option("--dataset", help="Dataset for the parity images [the run's; without one, "

@@ -27,6 +27,7 @@ from bnnzoo.errors import UserError
 from . import distribution, hardware, recipes, stages, xla
 
 DEFAULT_LARGE_INPUT = 224
+CALIBRATION_IMAGES = 512  # the int8 stage's default (training.int8_stage)
 
 
 def option(default, help: str, *, choices: Sequence[str] = (), path: Optional[str] = None,
@@ -113,7 +114,8 @@ class StageWiring:
     output_weight: float = 0.0
     temperature: float = 1.0
     int8_edges: bool = False  # int8 ranges at the float layers (zoo.int8_edges): the int8 stage
-    calibration_images: int = 512  # with int8_edges: training images that calibrate the ranges
+    # With int8_edges: the training images that calibrate the ranges.
+    calibration_images: int = CALIBRATION_IMAGES
     options: Optional[dict] = None  # the OVERRIDABLE options as typed: what --resume checks
 
 

@@ -26,7 +26,7 @@ from bnnzoo import datasets, runs
 from bnnzoo.errors import UserError
 
 from . import stages
-from .config import TrainConfig, config_from_dict
+from .config import CALIBRATION_IMAGES, TrainConfig, config_from_dict
 from .run import train_run
 
 QAT_LR_FACTOR = 0.1
@@ -35,7 +35,7 @@ DEFAULT_STEPS = 100
 
 def stage_config(run_dir: Path, *, steps: int = DEFAULT_STEPS, batch_size: Optional[int] = None,
                  learning_rate: Optional[float] = None,
-                 calibration_images: int = 512) -> TrainConfig:
+                 calibration_images: int = CALIBRATION_IMAGES) -> TrainConfig:
     """The int8 stage's configuration for the trained run ``run_dir``."""
     if steps < 1 or calibration_images < 1 or (batch_size is not None and batch_size < 1):
         raise UserError("--steps, --batch-size and --calibration-images must be at least 1.")
@@ -57,7 +57,8 @@ def stage_config(run_dir: Path, *, steps: int = DEFAULT_STEPS, batch_size: Optio
 
 def quantize(run: Optional[Path] = None, *, steps: int = DEFAULT_STEPS,
              batch_size: Optional[int] = None, learning_rate: Optional[float] = None,
-             calibration_images: int = 512, verbose: Optional[int] = None) -> Path:
+             calibration_images: int = CALIBRATION_IMAGES,
+             verbose: Optional[int] = None) -> Path:
     """Train the int8 stage of ``run`` (default: the latest run); return its directory."""
     run_dir = runs.resolve_run(run)
     if not (run_dir / runs.MODEL).is_file():
