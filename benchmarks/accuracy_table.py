@@ -1,11 +1,11 @@
 """The accuracy table (``accuracy.py``'s results file) as markdown, in README.md
 and docs/measurements.md.
 
-Each file holds the table between ``<!-- accuracy-table: RESULTS.json -->``
-and ``<!-- /accuracy-table -->``, naming the results file it renders;
-``--write`` renders them again from that file (or from the file given, which
-the marker then names), ``--check`` fails when they differ (a test runs the
-same check).
+Each document holds the table between ``<!-- accuracy-table: RESULTS.json -->``
+and ``<!-- /accuracy-table -->``, naming the results file it renders (one kind
+of ``figures.py``'s blocks); ``--write`` renders them again from that file (or
+from the file given, which the marker then names), ``--check`` fails when they
+differ (``figures.py --check``, which the suite runs, checks them too).
 
     python benchmarks/accuracy_table.py --check
     python benchmarks/accuracy_table.py --write benchmarks/results/accuracy_fashion_mnist.json
@@ -18,20 +18,15 @@ every flatbuffer's top-1 within 0.1 point of its Keras model's.
 """
 
 import argparse
-import json
-import re
 import sys
 from pathlib import Path
-from typing import List, Tuple
+from typing import List
 
-from bnnzoo import atomic
-
+import figures
 from accuracy_rows import BEST_BINARY_GAP_AIM, BY_NAME, FLATBUFFER_AIM, ORDER_AIMS
 
 REPO = Path(__file__).resolve().parent.parent
-DOCUMENTS = ("README.md", "docs/measurements.md")
-BLOCK = re.compile(r"<!-- accuracy-table: (?P<file>\S+) -->\n(?P<body>.*?)<!-- /accuracy-table -->",
-                   re.S)
+KIND = "accuracy-table"  # its blocks in the documents, rendered by figures.py
 
 
 def mean_top1(row: dict) -> float:
@@ -145,40 +140,23 @@ def render(result: dict) -> str:
             f"{markdown_table(result)}\n\n{aims_lines(result)}\n")
 
 
-def blocks(text: str) -> List[Tuple[str, str]]:
-    return [(m["file"], m["body"]) for m in BLOCK.finditer(text)]
-
-
-def rewrite(text: str, results: Path = None) -> str:
-    """``text`` with every accuracy block rendered again (from ``results`` if given)."""
-    def block(match):
-        name = str(results.relative_to(REPO)) if results else match["file"]
-        rendered = render(json.loads((REPO / name).read_text()))
-        return f"<!-- accuracy-table: {name} -->\n{rendered}<!-- /accuracy-table -->"
-    return BLOCK.sub(block, text)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--check", action="store_true")
     action.add_argument("--write", nargs="?", const="", metavar="RESULTS.json")
     args = parser.parse_args(argv)
-    results = Path(args.write).resolve() if args.write else None
-    stale = []
-    for document in DOCUMENTS:
-        path = REPO / document
-        text = path.read_text()
-        updated = rewrite(text, results)
-        if updated != text:
-            stale.append(document)
-            if args.write is not None:
-                atomic.write_text(path, updated)
-    if args.check and stale:
-        print(f"Not the rendering of their results files: {', '.join(stale)} "
+    retarget = ({KIND: str(Path(args.write).resolve().relative_to(REPO))}
+                if args.write else None)
+    problems = figures.run(args.write is not None, retarget, kinds={KIND})
+    for document, problem in problems:
+        if args.check or not problem.stale:
+            print(problem.where(document), file=sys.stderr)
+    if args.check and problems:
+        print("Not the rendering of their results files "
               "(python benchmarks/accuracy_table.py --write)", file=sys.stderr)
         return 1
-    return 0
+    return 1 if any(not problem.stale for _, problem in problems) else 0
 
 
 if __name__ == "__main__":

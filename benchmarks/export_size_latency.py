@@ -72,6 +72,30 @@ def float_flatbuffer(model):
     return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
+LABELS = {"bnnzoo_bireal18": "bnnzoo `bireal18` (+1 padding)",
+          "bnnzoo_bireal18_zero_padded": "bnnzoo `bireal18`, zero padding",
+          "larq_zoo_birealnet": "larq-zoo `BiRealNet`",
+          "float32_twin": "float32 twin (`tf.lite.TFLiteConverter`)"}
+
+
+def markdown_table(result: dict) -> str:
+    """docs/measurements.md's table of a results file (``figures.py`` holds
+    the document to it)."""
+    lines = ["| | flatbuffer | LceBconv2d | host latency |", "| --- | --- | --- | --- |"]
+    for key, row in result["rows"].items():
+        lines.append(f"| {LABELS.get(key, key)} | {row['flatbuffer_bytes']:,} bytes | "
+                     f"{row['operators'].get('LceBconv2d', 0)} | "
+                     f"{row['latency_us'] / 1000:.1f} ms |")
+
+    def verdict(ratio, target):
+        met = "met" if ratio <= target else "**not met**"
+        return f"**{ratio:.3f}x** (target <= {target}: {met})"
+    size = verdict(result["size_ratio"], result["size_target"])
+    latency = verdict(result["latency_ratio"], result["latency_target"])
+    lines.append(f"| ratio bnnzoo / larq-zoo | {size} | | {latency} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1)

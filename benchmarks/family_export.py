@@ -133,6 +133,29 @@ def row(name: str, folder: Path, args) -> dict:
     }
 
 
+def markdown_table(result: dict) -> str:
+    """docs/measurements.md's table of a results file, one row per exported
+    model (``figures.py`` holds the document to it)."""
+    lines = ["| model | binary convs → `LceBconv2d` | flatbuffer | vs 1-bit budget | binary MACs "
+             "| top-1 agreement (Keras vs itself under noise) | training steps: loss, validation "
+             "top-1 | train (all stages) / export |",
+             "| --- | --- | ---: | ---: | ---: | --- | --- | ---: |"]
+    for name, row in result["rows"].items():
+        if "export" not in row:  # a real-valued twin: trained, nothing to bitpack
+            continue
+        export, trained = row["export"], row["train"]
+        convs = export["binary_convolutions"]
+        lines.append(
+            f"| `{name}` | {convs['keras']} → {convs['lce_bconv2d']} | "
+            f"{export['size']['flatbuffer_bytes']:,} B | "
+            f"{export['size']['vs_one_bit_budget']:.3f}x | "
+            f"{100 * export['binary_mac_share']:.1f} % | {100 * export['parity_agreement']:.2f} % "
+            f"({100 * export['keras_noise_floor_agreement']:.2f} %) | {trained['steps']}: "
+            f"{trained['loss']:.2f}, {100 * trained['val_accuracy']:.1f} % | "
+            f"{trained['seconds']} s / {export['seconds']} s |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--family", choices=sorted(FAMILIES), default="bireal")

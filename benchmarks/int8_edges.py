@@ -88,6 +88,27 @@ def accuracy(work: Path, quick: bool) -> dict:
     }
 
 
+def markdown_table(result: dict) -> str:
+    """docs/measurements.md's table of a results file (``figures.py`` holds
+    the document to it)."""
+    size, run = result["size_224"], result["fashion_mnist"]
+    met = {True: "met", False: "**not met**"}
+    ratio = run["int8_bytes"] / run["float_edges_bytes"]
+    return "\n".join([
+        "| | float edges | int8 edges | ratio |", "| --- | ---: | ---: | ---: |",
+        f"| 224x224x3, 1000 classes: larq-zoo `BiRealNet` / bnnzoo `bireal18` | "
+        f"{size['larq_zoo_birealnet_float_edges_bytes']:,} bytes | "
+        f"{size['bireal18_int8_edges_bytes']:,} bytes | **{size['ratio']:.3f}x** (target <= "
+        f"{size['target_ratio']}x: {met[size['ratio'] <= size['target_ratio']]}) |",
+        f"| Fashion-MNIST run (28 px, 10 classes), flatbuffer | "
+        f"{run['float_edges_bytes']:,} bytes | {run['int8_bytes']:,} bytes | {ratio:.3f}x |",
+        f"| Fashion-MNIST run, top-1 of the flatbuffer on the {run['examples']:,} test images | "
+        f"{100 * run['float_edges_flatbuffer_top1']:.2f} % | "
+        f"{100 * run['int8_flatbuffer_top1']:.2f} % | **{run['difference_points']:+.2f} point** "
+        f"(target within {run['target_points']}: "
+        f"{met[abs(run['difference_points']) <= run['target_points']]}) |"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=RESULTS)

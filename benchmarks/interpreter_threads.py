@@ -22,6 +22,19 @@ RESULTS = Path(__file__).parent / "results" / "interpreter_threads.json"
 SHAPES = {14: (14, 14, 1), 64: (64, 64, 1), 224: (224, 224, 3)}
 
 
+def markdown_table(result: dict) -> str:
+    """docs/measurements.md's table of a results file (``figures.py`` holds
+    the document to it)."""
+    lines = ["| input | 1 thread | 2 threads | 2 vs 1 |", "| --- | ---: | ---: | ---: |"]
+    for row in result["rows"]:
+        ratio = row["two_threads_vs_one"]
+        verdict = f"{ratio:.2f}x slower" if ratio >= 1 else f"{1 / ratio:.2f}x faster"
+        lines.append(f"| {'x'.join(map(str, row['input_shape']))} | "
+                     f"{row['ms_per_image']['1']:.2f} ms | {row['ms_per_image']['2']:.2f} ms | "
+                     f"{verdict} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=50, help="images per timing")

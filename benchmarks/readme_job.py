@@ -64,6 +64,21 @@ def one_seed(seed: int, work: Path, quick: bool = False) -> dict:
             **{k: round(v, 1) for k, v in times.items()}}
 
 
+def markdown_table(result: dict) -> str:
+    """docs/measurements.md's table of a results file, one row per seed
+    (``figures.py`` holds the document to it)."""
+    lines = ["| seed | Keras top-1 | Keras top-5 | flatbuffer top-1 | flatbuffer top-5 | "
+             "export's parity | flatbuffer | host latency | wall time |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for s in result["seeds"]:
+        lines.append(f"| {s['seed']} | {100 * s['keras_top1']:.2f} % "
+                     f"| {100 * s['keras_top5']:.2f} % "
+                     f"| {100 * s['lce_top1']:.2f} % | {100 * s['lce_top5']:.2f} % "
+                     f"| {100 * s['parity_agreement']:.2f} % | {s['size_bytes']:,} B "
+                     f"| {s['host_avg_us'] / 1000:.1f} ms | {s['total_s'] / 60:.1f} min |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1", help="Comma-separated seeds [0,1].")

@@ -12,14 +12,16 @@
 | ``int8_edges.py`` | int8 edges: flatbuffer size at 224 px against larq-zoo's BiRealNet, and the int8 flatbuffer's test top-1 against float edges after README's main job | ``int8_edges.json`` |
 | ``readme_job.py`` | README's main job (train, export, benchmark, evaluate) over two seeds: its figures and their spread | ``readme_job.json`` |
 
-    python benchmarks/run_all.py                    # all of it (the accuracy table alone: 2-3 h on 2 cores)
+    python benchmarks/run_all.py                    # all of it (the accuracy table alone: hours)
     python benchmarks/run_all.py --quick            # a smoke run of every script
     python benchmarks/run_all.py --only accuracy --dataset cifar10 --data-dir ~/cifar-10-batches-py
 
 The full run writes ``benchmarks/results/``; ``--quick`` writes
 ``benchmarks/results/quick/`` (not committed) unless ``--output-dir`` says
 otherwise, so a smoke run never replaces measured results. A failing script
-does not stop the others; the exit status is 1 if any failed.
+does not stop the others; the exit status is 1 if any failed. After a run into
+``benchmarks/results/``, ``figures.py --write`` renders README.md and docs/
+from the files again.
 """
 
 import argparse
@@ -101,6 +103,8 @@ def main(argv=None):
               f"{output if code == 0 else 'no results written'}", flush=True)
         if code:
             failed.append(name)
+    if output_dir == RESULTS.resolve() and len(failed) < len(planned):
+        subprocess.run([sys.executable, str(HERE / "figures.py"), "--write"], cwd=HERE.parent)
     if failed:
         print(f"Failed: {', '.join(failed)}", file=sys.stderr)
         return 1
