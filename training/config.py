@@ -19,7 +19,8 @@ stage's (``training.stages``).
 """
 
 import dataclasses
-from typing import Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Optional, Union
 
 from bnnzoo import datasets, zoo
 from bnnzoo.errors import UserError
@@ -123,7 +124,7 @@ class StageWiring:
 class DatasetFacts:
     """What ``resolve`` reads from the dataset."""
 
-    input_shape: Optional[Tuple[int, int, int]] = None
+    input_shape: Optional[tuple[int, int, int]] = None
     num_classes: Optional[int] = None
     train_examples: Optional[int] = None
     test_examples: Optional[int] = None
@@ -137,7 +138,7 @@ class TrainConfig(DatasetFacts, StageWiring, TrainOptions):
     then ``DatasetFacts``); stored as the run's ``config.json``."""
 
 
-def option_fields(*, command_line: Optional[bool] = None) -> Tuple[dataclasses.Field, ...]:
+def option_fields(*, command_line: Optional[bool] = None) -> tuple[dataclasses.Field, ...]:
     """The user options' fields, in declaration order (``command_line``: only those
     the command line takes, or only those it does not)."""
     return tuple(f for f in dataclasses.fields(TrainOptions) if "help" in f.metadata
