@@ -78,6 +78,26 @@ def test_a_bug_keeps_its_traceback_while_bad_input_is_one_line(invoke, monkeypat
     assert_one_clear_error(invoke("models", "bireal19"), "bireal19 is not a model.")
 
 
+def test_the_products_refusals_are_user_errors():
+    """Each exception the package raises for bad input or an environment it
+    cannot use is a ``UserError`` (so the CLI prints it as one line), and still
+    the built-in type its callers caught before."""
+    from bnnzoo import errors, model_files, runs
+    from bnnzoo.datasets import DatasetNotFound
+    from bnnzoo.export import ConversionError, ExportError, FlatbufferError
+    from bnnzoo.export.benchmark import BenchmarkError
+    from bnnzoo.training.initialise import InitialisationError
+    from bnnzoo.zoo.larq_zoo_models import WeightsUnavailable
+
+    for refusal in (DatasetNotFound, runs.RunError, model_files.ModelFileError, ExportError,
+                    ConversionError, FlatbufferError, BenchmarkError, InitialisationError,
+                    WeightsUnavailable, errors.UnknownName, errors.OutputExists):
+        assert issubclass(refusal, errors.UserError), refusal
+    assert issubclass(errors.UserError, ValueError) and issubclass(WeightsUnavailable, OSError)
+    assert issubclass(errors.UnknownName, KeyError) and str(errors.UnknownName("no 'x'")) == "no 'x'"
+    assert issubclass(errors.OutputExists, FileExistsError)
+
+
 def test_a_bug_prints_its_traceback_from_the_command(tmp_path):
     """The same as a user sees it: the command's own process prints the
     traceback on stderr (through the CLI's stderr filter) and exits with 1."""
