@@ -90,6 +90,7 @@ class TrainOptions:
                                   "and retrain BatchNorm only, one epoch.")
     width: Optional[int] = option(None, "First-stage width, for compact nets [the model's: 64 "
                                   "for ImageNet ResNets].")
+    # A user trains one stage alone with these two; training.stages sets them for each stage.
     stage: Optional[int] = option(None, "Train only this stage of a staged recipe (real2bin: "
                                   "0-3; two-step: 0-1).")
     teacher: Optional[str] = option(None, "With --stage: the trained run or model file that "
@@ -98,7 +99,7 @@ class TrainOptions:
         "default", "mirrored: every GPU here (without GPUs, two logical CPU devices); "
         "multi-worker: the machines in $TF_CONFIG, each running this command.",
         choices=distribution.STRATEGIES, checked_on_resume=False)
-    # The Python API's own options (a stage sets them too):
+    # Options of the Python API only (a stage also sets variant and batchnorm_only):
     label_smoothing: Optional[float] = option(None, "Label smoothing [recipe's].",
                                               command_line=False)
     variant: str = option("binary", "Which quantizers the binary layers use (zoo.variants).",
