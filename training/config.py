@@ -32,7 +32,8 @@ CALIBRATION_IMAGES = 512  # the int8 stage's default (training.int8_stage)
 
 
 def option(default, help: str, *, choices: Sequence[str] = (), path: Optional[str] = None,
-           command_line: bool = True, checked_on_resume: bool = True, shorthand=None):
+           command_line: bool = True, checked_on_resume: bool = True,
+           shorthand: Optional[tuple[str, str]] = None):
     """A user option's declaration: a dataclass field with its ``default`` and
     ``help``. ``choices`` limits its values; ``path`` says it names a file or
     folder ("existing": it must exist, and is stored absolute; "any": as
