@@ -9,6 +9,8 @@
 """
 
 import atexit
+import importlib
+import inspect
 import json
 import os
 import re
@@ -40,35 +42,27 @@ def _silence_python_logs(verbose: bool) -> None:
     warnings.filterwarnings("ignore")
 
 
-class UserError(click.ClickException):
-    """One clear message, exit code 1, no traceback."""
+class _Commands(click.Group):
+    """The command group. What a user got wrong (``bnnzoo.errors.UserError``)
+    is one line and exit code 1, as click's own usage errors are; any other
+    exception is a bug and keeps its traceback. ``--verbose`` shows the
+    traceback of a ``UserError`` too."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except Exception as err:
+            from bnnzoo.errors import UserError
+
+            if not isinstance(err, UserError) or os.environ.get("BNNZOO_VERBOSE") == "1":
+                raise
+            raise click.ClickException(str(err)) from None
 
 
-def _user_errors():
-    """The exceptions that mean bad input rather than a bug."""
-    from bnnzoo.datasets import DatasetNotFound
-    from bnnzoo.export import ExportError
-    from bnnzoo.export.benchmark import BenchmarkError
-    from bnnzoo.runs import RunError
-
-    return (DatasetNotFound, RunError, ExportError, BenchmarkError, ValueError, KeyError,
-            OSError)
-
-
-def _run(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
-    except _user_errors() as err:
-        if os.environ.get("BNNZOO_VERBOSE") == "1":
-            raise  # --verbose: the whole story
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        raise UserError(str(message)) from None
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--verbose", is_flag=True, help="Show TensorFlow's start-up and warning logs.")
 @click.pass_context
 def cli(ctx, verbose):
@@ -101,7 +95,7 @@ def models(obj, names, as_json):
     _silence_python_logs(obj["verbose"])
     from bnnzoo.export.footprint_table import describe_models
 
-    rows = _run(describe_models, names, note=lambda text: click.echo(text, err=True))
+    rows = describe_models(names, note=lambda text: click.echo(text, err=True))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -122,74 +116,128 @@ def models(obj, names, as_json):
     _table(header, cells)
 
 
-class _ListsModels(click.Command):
-    """A command whose help ends with the registered model names."""
+def _from_package(read):
+    """``read()``, which imports the package: silenced as the commands are, after
+    the group has read ``--verbose``."""
+    _silence_python_logs(os.environ.get("BNNZOO_VERBOSE") == "1")
+    return read()
+
+
+class _ChoiceOf(click.Choice):
+    """A ``click.Choice`` whose choices are read from their one declaration in
+    the package when first needed (parsing, help)."""
+
+    def __init__(self, read):
+        self._read = read
+        self.case_sensitive = True
+
+    @property
+    def choices(self):
+        return tuple(_from_package(self._read))
+
+
+class _APIDefault(click.Option):
+    """An option whose default is its API function's own: ``default_of`` is
+    (module, function, parameter), read when first needed, so the default is
+    declared once, in the package."""
+
+    def __init__(self, *args, default_of, **kwargs):
+        super().__init__(*args, show_default=True, **kwargs)
+        self._default_of = default_of
+
+    def get_default(self, ctx, call=True):
+        module, function, parameter = self._default_of
+        api = getattr(_from_package(lambda: importlib.import_module(module)), function)
+        return inspect.signature(api).parameters[parameter].default
+
+
+# The API functions whose keyword defaults the commands' options show and use.
+_QUANTIZE = ("bnnzoo.training.int8_stage", "quantize")
+_EVALUATE = ("bnnzoo.evaluation", "evaluate")
+_EXPORT = ("bnnzoo.export.pipeline", "export_model")
+_BENCHMARK = ("bnnzoo.export.benchmark", "benchmark")
+
+
+def _option(field) -> list:
+    """The command-line options of a ``TrainOptions`` field (training/config.py):
+    ``--name`` with the field's type (or choices, or path), default and help;
+    then its shorthand flag, if it has one."""
+    meta, flag = field.metadata, "--" + field.name.replace("_", "-")
+    declared = next(t for t in getattr(field.type, "__args__", (field.type,))
+                    if t is not type(None))  # Optional[int] -> int
+    kind = {bool: bool, int: int, float: float}.get(declared)  # None: click's text
+    if meta["choices"]:
+        kind = click.Choice(meta["choices"])
+    elif meta["path"]:
+        kind = click.Path(exists=meta["path"] == "existing")
+    if kind is bool:
+        options = [click.Option([flag], is_flag=True, help=meta["help"])]
+    else:
+        options = [click.Option([flag], type=kind, default=field.default, help=meta["help"],
+                                show_default=field.default is not None)]
+    if meta["shorthand"]:
+        name, value = meta["shorthand"]
+        options.append(click.Option(["--" + name.replace("_", "-"), name], is_flag=True,
+                                    help=f"Same as {flag} {value}."))
+    return options
+
+
+def _train_option_fields():
+    from bnnzoo.training.config import option_fields
+
+    return option_fields(command_line=True)
+
+
+def _config_options(values: dict) -> dict:
+    """``TrainConfig``'s keyword arguments from the generated options' ``values``:
+    a shorthand applied (and refused beside another value of its option), an
+    existing path made absolute."""
+    options = {}
+    for field in _train_option_fields():
+        meta, value = field.metadata, values[field.name]
+        if meta["shorthand"] and values[meta["shorthand"][0]]:
+            name, implied = meta["shorthand"]
+            short, flag = "--" + name.replace("_", "-"), "--" + field.name.replace("_", "-")
+            if value != field.default:
+                raise click.ClickException(f"{short} is {flag} {implied}: drop one of {short} "
+                                           f"and {flag} {value}.")
+            value = implied
+        if meta["path"] == "existing" and value:
+            value = str(Path(value).resolve())
+        options[field.name] = value
+    return options
+
+
+class _TrainCommand(click.Command):
+    """``train``: its options are generated from ``TrainOptions``' fields
+    (training/config.py) when the command is first parsed or helped, after
+    ``--verbose`` is read (the declaration imports TensorFlow); its help ends
+    with the registered model names."""
+
+    _declared = False
+
+    def get_params(self, ctx):
+        if not self._declared:
+            fields = _from_package(_train_option_fields)
+            self.params[1:1] = [o for f in fields for o in _option(f)]  # after MODEL
+            self._declared = True
+        return super().get_params(ctx)
 
     def format_epilog(self, ctx, formatter):
         super().format_epilog(ctx, formatter)
-        obj = ctx.find_object(dict) or {}
-        _silence_python_logs(obj.get("verbose", False))
-        from bnnzoo import zoo
-
+        names = _from_package(lambda: importlib.import_module("bnnzoo.zoo").list_models())
         formatter.write_paragraph()
-        formatter.write_text("Models: " + ", ".join(zoo.list_models())
-                             + " (`models` counts them).")
+        formatter.write_text("Models: " + ", ".join(names) + " (`models` counts them).")
 
 
-@cli.command(cls=_ListsModels)
+@cli.command(cls=_TrainCommand)
 @click.argument("model")
-@click.option("--dataset", default="fashion_mnist", show_default=True,
-              help="TFDS name (cifar10, imagenet2012, mnist, ...) or a dataset folder.")
-@click.option("--data-dir", type=click.Path(),
-              help="Folder holding the dataset's local files (or TFDS's prepared data) "
-                   "[/usr/share/datasets/NAME, then TFDS's default].")
-@click.option("--recipe", help="Train with this recipe of training/recipes.py instead of the "
-                                "model's paper recipe (e.g. a short-budget variant) [the model's].")
-@click.option("--epochs", type=int, help="Epochs [recipe's].")
-@click.option("--steps-per-epoch", type=int, help="Batches per epoch, for quick runs [whole train split].")
-@click.option("--batch-size", type=int, help="Batch size [recipe's].")
-@click.option("--learning-rate", type=float, help="Peak learning rate [recipe's, scaled to the batch size].")
-@click.option("--weight-decay", type=float,
-              help="Weight decay strength on real-valued weights, never binary kernels "
-                   "[recipe's]: decoupled for Bi-Real (Adam), coupled L2 (PyTorch's) for "
-                   "SiMaN (SGD), L2 on kernels for Real-to-Binary.")
-@click.option("--input-size", type=int, help="Model input side in pixels [dataset's, 224 for varying sizes].")
-@click.option("--validation-steps", type=int, help="Validate on this many test batches per epoch [all].")
-@click.option("--xla", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
-              help="Compile the training step with XLA; auto times a few steps both ways on this "
-                   "machine (cached) and keeps the faster.")
-@click.option("--no-xla", "no_xla", is_flag=True, help="Same as --xla off.")
-@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
-              default="auto", show_default=True,
-              help="Mixed precision (variables stay float32); auto: bfloat16 where this CPU "
-                   "(AMX-BF16, AVX512-BF16) or a GPU computes it natively, else float32.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the initial weights, the data order and augmentation.")
-@click.option("--init-from", type=click.Path(exists=True),
-              help="Start from this trained run or model file of the same structure "
-                   "(Bi-Real: the real-valued twin, e.g. resnet18 for bireal18).")
-@click.option("--two-step", is_flag=True,
-              help="Bi-Real's two steps in one run: binary activations with real weights, "
-                   "then fully binary from step 1.")
-@click.option("--recalibrate-bn", is_flag=True,
-              help="With --two-step: then drop the weight scale (sign(W)) and retrain "
-                   "BatchNorm only, one epoch.")
-@click.option("--width", type=int,
-              help="First-stage width, for compact nets [the model's: 64 for ImageNet ResNets].")
-@click.option("--stage", type=int,
-              help="Train only this stage of a staged recipe (real2bin: 0-3; two-step: 0-1).")
-@click.option("--teacher", type=click.Path(exists=True),
-              help="With --stage: the trained run or model file that teaches it (the previous stage).")
-@click.option("--strategy", type=click.Choice(["default", "mirrored", "multi-worker"]),
-              default="default", show_default=True,
-              help="mirrored: every GPU here (without GPUs, two logical CPU devices); "
-                   "multi-worker: the machines in $TF_CONFIG, each running this command.")
-@click.option("--output", type=click.Path(path_type=Path, resolve_path=True), help="Run directory [runs/MODEL-DATASET-TIME].")
-@click.option("--resume", is_flag=True, help="Continue the run in --output (default: the latest run).")
+@click.option("--output", type=click.Path(path_type=Path, resolve_path=True),
+              help="Run directory [runs/MODEL-DATASET-TIME].")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --output (default: the latest run).")
 @click.pass_obj
-def train(obj, model, dataset, data_dir, recipe, epochs, steps_per_epoch, batch_size, learning_rate,
-          weight_decay, input_size, validation_steps, xla, no_xla, precision, seed, init_from, two_step,
-          recalibrate_bn, width, stage, teacher, strategy, output, resume):
+def train(obj, model, output, resume, **options):
     """Train MODEL with its paper's recipe; writes a run directory.
 
     Staged recipes run every stage in one run directory: real2bin its four
@@ -204,37 +252,26 @@ def train(obj, model, dataset, data_dir, recipe, epochs, steps_per_epoch, batch_
     """
     _silence_python_logs(obj["verbose"])
     from bnnzoo import zoo
-    from bnnzoo.training import TrainConfig, train as train_model
+    from bnnzoo.training import TrainConfig, get_recipe, train as train_model
 
-    if model not in zoo.list_models():
-        raise UserError(f"Unknown model {model!r}. Available: {', '.join(zoo.list_models())}.")
-    if no_xla and xla != "auto":
-        raise UserError(f"--no-xla is --xla off: drop one of --no-xla and --xla {xla}.")
-    from bnnzoo.training.recipes import RECIPES
-
-    if recipe is not None and recipe not in RECIPES:
-        raise UserError(f"Unknown recipe {recipe!r}. Available: {', '.join(sorted(RECIPES))}.")
-    config = TrainConfig(
-        model=model, dataset=dataset, data_dir=data_dir, recipe=recipe, input_size=input_size, epochs=epochs,
-        steps_per_epoch=steps_per_epoch, batch_size=batch_size, learning_rate=learning_rate,
-        weight_decay=weight_decay, validation_steps=validation_steps, seed=seed,
-        xla="off" if no_xla else xla, precision=precision,
-        init_from=str(Path(init_from).resolve()) if init_from else None,
-        two_step=two_step, recalibrate_bn=recalibrate_bn, width=width, stage=stage,
-        teacher=str(Path(teacher).resolve()) if teacher else None, strategy=strategy,
-    )
-    run_dir = _run(train_model, config, output=output, resume=resume)
+    zoo.model_entry(model)  # an unknown name: refused before the dataset is read
+    config = TrainConfig(model=model, **_config_options(options))
+    if config.recipe is not None:
+        get_recipe(config.recipe)
+    run_dir = train_model(config, output=output, resume=resume)
     click.echo(f"Run directory: {run_dir}")
 
 
 @cli.command()
 @click.argument("run", required=False, type=click.Path(path_type=Path, resolve_path=True))
-@click.option("--steps", type=click.IntRange(min=1), default=100, show_default=True,
+@click.option("--steps", type=click.IntRange(min=1), cls=_APIDefault,
+              default_of=(*_QUANTIZE, "steps"),
               help="Quantization-aware fine-tuning steps.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Batch size [the run's].")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
               help="Peak learning rate [a tenth of the run's].")
-@click.option("--calibration-images", type=click.IntRange(min=1), default=512, show_default=True,
+@click.option("--calibration-images", type=click.IntRange(min=1), cls=_APIDefault,
+              default_of=(*_QUANTIZE, "calibration_images"),
               help="Training images that calibrate the int8 ranges.")
 @click.pass_obj
 def quantize(obj, run, steps, batch_size, learning_rate, calibration_images):
@@ -247,11 +284,11 @@ def quantize(obj, run, steps, batch_size, learning_rate, calibration_images):
     """
     _silence_python_logs(obj["verbose"])
     if run is not None and not run.exists():
-        raise UserError(f"{run} does not exist.")
+        raise click.ClickException(f"{run} does not exist.")
     from bnnzoo.training.int8_stage import quantize as quantize_run
 
-    stage = _run(quantize_run, run, steps=steps, batch_size=batch_size,
-                 learning_rate=learning_rate, calibration_images=calibration_images)
+    stage = quantize_run(run, steps=steps, batch_size=batch_size, learning_rate=learning_rate,
+                         calibration_images=calibration_images)
     click.echo(f"int8 stage: {stage}")
 
 
@@ -260,7 +297,8 @@ def quantize(obj, run, steps, batch_size, learning_rate, calibration_images):
 @click.option("--dataset", help="Dataset to evaluate on [the run's / the export's].")
 @click.option("--data-dir", type=click.Path(),
               help="Folder holding the dataset's local files [the run's].")
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--batch-size", type=int, cls=_APIDefault,
+              default_of=(*_EVALUATE, "batch_size"))
 @click.option("--limit", type=int, help="Evaluate on the first N test images only.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
@@ -273,13 +311,13 @@ def evaluate(obj, target, dataset, data_dir, batch_size, limit, as_json):
     """
     _silence_python_logs(obj["verbose"])
     if target is not None and not target.exists():
-        raise UserError(f"{target} does not exist.")
+        raise click.ClickException(f"{target} does not exist.")
     if batch_size < 1 or (limit is not None and limit < 1):
-        raise UserError("--batch-size and --limit must be positive.")
+        raise click.ClickException("--batch-size and --limit must be positive.")
     from bnnzoo.evaluation import evaluate as evaluate_target
 
-    report = _run(evaluate_target, target, dataset=dataset, data_dir=data_dir,
-                  batch_size=batch_size, limit=limit)
+    report = evaluate_target(target, dataset=dataset, data_dir=data_dir, batch_size=batch_size,
+                             limit=limit)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -289,18 +327,25 @@ def evaluate(obj, target, dataset, data_dir, batch_size, limit, as_json):
                    f"top-5 {100 * report['top5']:.2f} %")
 
 
+def _export_targets():
+    from bnnzoo.export.convert import TARGETS
+
+    return TARGETS
+
+
 @cli.command()
 @click.argument("source", required=False, type=click.Path(path_type=Path, resolve_path=True))
-@click.option("--target", type=click.Choice(["arm64", "armv7", "xcore"]), default="arm64",
-              show_default=True, help="arm64: Android, 64-bit Raspberry Pi OS; armv7: 32-bit "
-              "Raspberry Pi OS; xcore: XMOS.")
+@click.option("--target", type=_ChoiceOf(_export_targets), cls=_APIDefault,
+              default_of=(*_EXPORT, "target"),
+              help="arm64: Android, 64-bit Raspberry Pi OS; armv7: 32-bit Raspberry Pi OS; "
+              "xcore: XMOS.")
 @click.option("--output", type=click.Path(path_type=Path, resolve_path=True),
               help="The .tflite file [RUN/export/MODEL-TARGET.tflite].")
 @click.option("--dataset", help="Dataset for the parity images [the run's; without one, "
               "synthetic inputs].")
 @click.option("--data-dir", type=click.Path(),
               help="Folder holding the dataset's local files [the run's].")
-@click.option("--parity-images", type=int, default=256, show_default=True,
+@click.option("--parity-images", type=int, cls=_APIDefault, default_of=(*_EXPORT, "parity_images"),
               help="Test images on which the flatbuffer must match the Keras model up to "
               "the model's own rounding noise.")
 @click.option("--min-agreement", type=click.FloatRange(0, 1),
@@ -330,13 +375,13 @@ def export(obj, source, target, output, dataset, data_dir, parity_images, min_ag
     from bnnzoo.export.pipeline import SYNTHETIC
 
     if source is not None and not source.exists():
-        raise UserError(f"{source} does not exist.")
+        raise click.ClickException(f"{source} does not exist.")
     if target in TARGET_NOTES:
         click.echo(f"Note: {TARGET_NOTES[target]}", err=True)
-    path, report = _run(export_model, source, target=target, output=output, dataset=dataset,
-                        data_dir=data_dir, parity_images=parity_images,
-                        min_agreement=min_agreement, int8=int8, int8_io=int8_io,
-                        overwrite=overwrite)
+    path, report = export_model(source, target=target, output=output, dataset=dataset,
+                                data_dir=data_dir, parity_images=parity_images,
+                                min_agreement=min_agreement, int8=int8, int8_io=int8_io,
+                                overwrite=overwrite)
     if report["parity"]["inputs"] == SYNTHETIC:
         click.echo("Note: no dataset for this model (pass --dataset for real test images): "
                    f"parity ran on {SYNTHETIC}, as LCE's own end-to-end tests do.", err=True)
@@ -349,12 +394,15 @@ def export(obj, source, target, output, dataset, data_dir, parity_images, min_ag
 
 @cli.command()
 @click.argument("model", required=False, type=click.Path(path_type=Path, resolve_path=True))
-@click.option("--device", default="host", show_default=True,
+@click.option("--device", cls=_APIDefault, default_of=(*_BENCHMARK, "device"),
               help="host | adb[:SERIAL] (Android) | ssh:[USER@]HOST[:PORT] (Raspberry Pi, "
               "any aarch64 Linux).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--num-runs", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--warmup-runs", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), cls=_APIDefault,
+              default_of=(*_BENCHMARK, "num_threads"))
+@click.option("--num-runs", type=click.IntRange(min=1), cls=_APIDefault,
+              default_of=(*_BENCHMARK, "num_runs"))
+@click.option("--warmup-runs", type=click.IntRange(min=1), cls=_APIDefault,
+              default_of=(*_BENCHMARK, "warmup_runs"))
 @click.option("--binary", type=click.Path(path_type=Path),
               help="lce_benchmark_model for the device [$LCE_BENCHMARK_MODEL, then PATH].")
 @click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE",
@@ -375,9 +423,9 @@ def benchmark(obj, model, device, threads, num_runs, warmup_runs, binary, ssh_op
     from bnnzoo.export.benchmark import benchmark as run_benchmark, benchmark_record
 
     if model is None:
-        model = _run(runs.latest_export)
-    report = _run(run_benchmark, model, device=device, num_threads=threads, num_runs=num_runs,
-                  warmup_runs=warmup_runs, binary=binary, ssh_options=ssh_options)
+        model = runs.latest_export()
+    report = run_benchmark(model, device=device, num_threads=threads, num_runs=num_runs,
+                           warmup_runs=warmup_runs, binary=binary, ssh_options=ssh_options)
     if output is None:
         slug = re.sub(r"[^A-Za-z0-9@._-]+", "-", device)
         output = Path(model).with_suffix(f".benchmark-{slug}.json")
@@ -390,7 +438,10 @@ def benchmark(obj, model, device, threads, num_runs, warmup_runs, binary, ssh_op
         click.echo(report.summary_line())
         click.echo(f"min {report.min_us:.0f} us, max {report.max_us:.0f} us, "
                    f"std {report.std_us:.0f} us")
-    _run(atomic.write_json, output, record)
+    try:
+        atomic.write_json(output, record)
+    except OSError as err:
+        raise click.ClickException(f"Cannot write {output}: {err.strerror or err}.") from None
     if not as_json:
         click.echo(f"Wrote {output}")
 

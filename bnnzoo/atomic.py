@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, Union
 
+from bnnzoo.errors import OutputExists
+
 PathLike = Union[str, os.PathLike]
 
 
@@ -29,7 +31,7 @@ def atomic_path(target: PathLike, overwrite: bool = True) -> Iterator[Path]:
 
     On any error the temporary file is removed and ``target`` is untouched. With
     ``overwrite=False`` an existing ``target`` (even one created meanwhile by
-    another process) raises ``FileExistsError`` instead of being replaced.
+    another process) raises ``OutputExists`` (a ``FileExistsError``) instead of being replaced.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +53,10 @@ def atomic_path(target: PathLike, overwrite: bool = True) -> Iterator[Path]:
         if overwrite:
             os.replace(tmp, target)
         else:
-            os.link(tmp, target)  # atomic, and fails if target exists
+            try:
+                os.link(tmp, target)  # atomic, and fails if target exists
+            except FileExistsError:
+                raise OutputExists(f"{target} already exists.") from None
     finally:
         if tmp.exists():
             tmp.unlink()

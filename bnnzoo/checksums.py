@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Optional
 
 from bnnzoo import atomic
+from bnnzoo.errors import UserError
 
 SUFFIX = ".sha256"
 _CHUNK = 1 << 20
 _LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 
 
-class ChecksumMismatch(ValueError):
+class ChecksumMismatch(UserError):
     """A model file whose bytes are not the ones recorded when it was written."""
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from bnnzoo import datasets, runs
+from bnnzoo.errors import UserError
 from bnnzoo.progress import KerasProgress, Progress
 from bnnzoo.export import flatbuffer as fb
 from bnnzoo.export.parity import EVALUATION_THREADS, predict_batches
@@ -55,7 +56,7 @@ def evaluate_model(model: tf.keras.Model, data: datasets.Dataset, *, batch_size:
     """Top-1 / top-5 / loss of a Keras ``model`` in memory on ``data``'s test
     split (its first ``limit`` images)."""
     if model.output_shape[-1] != data.num_classes:
-        raise ValueError(f"The model predicts {model.output_shape[-1]} classes but {data.name} "
+        raise UserError(f"The model predicts {model.output_shape[-1]} classes but {data.name} "
                          f"has {data.num_classes}.")
     ds = datasets.pipeline(data, "test", image_shape=model.input_shape[1:],
                            batch_size=batch_size, limit=limit)

@@ -17,9 +17,10 @@ from pathlib import Path
 import tensorflow as tf
 
 from bnnzoo import checksums
+from bnnzoo.errors import UserError
 
 
-class ModelFileError(ValueError):
+class ModelFileError(UserError):
     """A file that is not a Keras model this project can read."""
 
 

@@ -34,6 +34,7 @@ from typing import Optional, Tuple
 import tensorflow as tf
 
 from bnnzoo import atomic, datasets, model_files, zoo
+from bnnzoo.errors import UserError
 from bnnzoo.zoo.int8_edges import with_int8_edges
 from bnnzoo.zoo.variants import variant
 
@@ -48,7 +49,7 @@ LOGS = "logs"
 INT8_STAGE = "int8"  # the run's int8 stage, a run directory of its own (training.int8_stage)
 
 
-class RunError(Exception):
+class RunError(UserError):
     """A run directory that is missing, incomplete or would be overwritten."""
 
 
@@ -268,19 +269,19 @@ def dataset_for(num_classes: int, predictor: str, *, dataset: Optional[str] = No
     flatbuffer's export report); a given ``data_dir`` overrides the recorded one.
 
     Returns the loaded dataset and the (dataset, data_dir) it was loaded by.
-    Raises ``ValueError(missing)`` when there is no dataset, and ``ValueError``
+    Raises ``UserError(missing)`` when there is no dataset, and ``UserError``
     when its class count is not the model's (``predictor`` names the model).
     """
     if dataset is None:
         dataset, data_dir = recorded[0], data_dir or recorded[1]
     if dataset is None:
-        raise ValueError(missing)
+        raise UserError(missing)
     data = datasets.load(dataset, data_dir)
     if recorded[0] is not None and not _same_dataset(dataset, recorded[0]):
         print(f"Warning: {predictor} was trained on {recorded[0]}; testing it on {dataset} "
               "instead, its images resized and converted to the model's input.", file=sys.stderr)
     if num_classes != data.num_classes:
-        raise ValueError(f"{predictor} predicts {num_classes} classes but {data.name} has "
+        raise UserError(f"{predictor} predicts {num_classes} classes but {data.name} has "
                          f"{data.num_classes}.")
     return data, dataset, data_dir
 

@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 from larq_zoo.training.data import MEAN_RGB, STDDEV_RGB
 
+from bnnzoo.errors import UserError
 from bnnzoo.zoo.core import uses_small_image_stem  # the same boundary as the stems
 
 from .sources import Dataset
@@ -43,7 +44,7 @@ def match_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
         return tf.image.grayscale_to_rgb(image)
     if channels == 1:
         return tf.image.rgb_to_grayscale(image)
-    raise ValueError(f"Cannot turn {image.shape[-1]}-channel images into {channels}.")
+    raise UserError(f"Cannot turn {image.shape[-1]}-channel images into {channels}.")
 
 
 def random_resized_crop(image: tf.Tensor, size: int) -> tf.Tensor:
@@ -109,13 +110,13 @@ def pipeline(
     shape = tuple(None if side is None else int(side) for side in image_shape)
     stored = "x".join(str(side or "?") for side in data.image_shape)
     if len(shape) != 3 or not all(side is not None and side > 0 for side in shape):
-        raise ValueError(f"A model input of shape {shape} does not take {data.name}'s {stored} "
+        raise UserError(f"A model input of shape {shape} does not take {data.name}'s {stored} "
                          "images: it must be (height, width, channels) with fixed sides.")
     height, width, channels = shape
     if height != width:
-        raise ValueError(f"Square inputs only; got {height}x{width}.")
+        raise UserError(f"Square inputs only; got {height}x{width}.")
     if channels != data.image_shape[-1] and not {channels, data.image_shape[-1]} <= {1, 3}:
-        raise ValueError(f"A model input with {channels} channels does not take {data.name}'s "
+        raise UserError(f"A model input with {channels} channels does not take {data.name}'s "
                          f"{stored} images (1 and 3 channels convert into each other).")
     ds = data.images(split)
     if limit is not None:

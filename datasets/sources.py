@@ -16,6 +16,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from bnnzoo.errors import UserError
+
 #: Where Debian/Ubuntu's ``dataset-*`` packages install their files.
 SYSTEM_DATASETS_DIR = Path("/usr/share/datasets")
 
@@ -43,7 +45,7 @@ _HOW_TO_GET = {
 }
 
 
-class DatasetNotFound(Exception):
+class DatasetNotFound(UserError):
     """No local copy and no TFDS copy of a dataset could be read."""
 
 

@@ -14,6 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Optional, Union
 
+from bnnzoo.errors import UserError
+
 PathLike = Union[str, os.PathLike]
 
 RELEASES_URL = "https://github.com/larq/compute-engine/releases"
@@ -23,7 +25,7 @@ BINARY_ENV = "LCE_BENCHMARK_MODEL"
 DEVICE_FORMS = "'host', 'adb', 'adb:SERIAL', 'ssh:HOST', 'ssh:USER@HOST' or 'ssh:USER@HOST:PORT'"
 
 
-class BenchmarkError(Exception):
+class BenchmarkError(UserError):
     """A benchmark could not run; the message says what failed and what to do."""
 
 

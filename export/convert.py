@@ -22,13 +22,14 @@ from typing import Dict
 import larq_compute_engine as lce
 import tensorflow as tf
 
+from bnnzoo.errors import UserError
 from bnnzoo.quantizers.int8 import exporting
 
 from .flatbuffer import io_types
 from .large_kernels import quantize_large_kernels
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError):
     """LCE's converter rejected the model."""
 
 
@@ -54,11 +55,11 @@ def export_flatbuffer(model: tf.keras.Model, target: str = "arm64", *,
 
     ``int8_io=True`` asks for int8 input and output tensors. LCE gives them only
     to models that carry int8 quantization statistics (fake-quantization ops from
-    quantization-aware training); for any other model this raises ``ValueError``
+    quantization-aware training); for any other model this raises ``UserError``
     instead of silently returning float32 I/O.
     """
     if target not in TARGETS:
-        raise ValueError(f"Unknown target {target!r}. Targets: {', '.join(TARGETS)}.")
+        raise UserError(f"Unknown target {target!r}. Targets: {', '.join(TARGETS)}.")
     io_type = tf.int8 if int8_io else tf.float32
     if model.dtype_policy.name != "float32":  # as LCE's convert_keras_model refuses them
         raise ConversionError(f"{model.name} computes in {model.dtype_policy.name}; the "
@@ -71,11 +72,11 @@ def export_flatbuffer(model: tf.keras.Model, target: str = "arm64", *,
                                           inference_output_type=io_type, target=TARGETS[target])
     except Exception as err:  # noqa: BLE001  (the converter raises many kinds)
         if int8_io and "not integer quantized" in str(err):
-            raise ValueError(INT8_IO_NEEDS_STATISTICS) from err
+            raise UserError(INT8_IO_NEEDS_STATISTICS) from err
         last = str(err).strip().splitlines()[-1:] or [type(err).__name__]
         raise ConversionError(f"LCE could not convert {model.name}: {last[0]}") from err
     if int8_io and io_types(buf) != (["INT8"], ["INT8"]):
-        raise ValueError(INT8_IO_NEEDS_STATISTICS)
+        raise UserError(INT8_IO_NEEDS_STATISTICS)
     return bytes(buf)
 
 

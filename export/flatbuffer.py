@@ -24,6 +24,7 @@ from flatbuffers import flexbuffers
 from tensorflow.lite.python import schema_py_generated as schema
 
 from bnnzoo import checksums
+from bnnzoo.errors import UserError
 
 BCONV = "LceBconv2d"
 REAL_WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -33,7 +34,7 @@ _TENSOR_TYPES = {code: name for name, code in vars(schema.TensorType).items()
                  if not name.startswith("_")}
 
 
-class FlatbufferError(ValueError):
+class FlatbufferError(UserError):
     """Bytes that are not a readable TFLite flatbuffer."""
 
 
@@ -202,11 +203,11 @@ def output_shape(buf: bytes) -> Tuple[int, ...]:
 
 def read_flatbuffer(path) -> bytes:
     """The bytes of a flatbuffer file, checked to be one (``FlatbufferError``,
-    a ``ValueError``, on a damaged file; ``FileNotFoundError`` if absent) and
+    a ``ValueError``, on a damaged file; ``UserError`` if absent) and
     to be the bytes recorded when it was written (``bnnzoo.checksums``)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist.")
+        raise UserError(f"{path} does not exist.")
     buf = path.read_bytes()
     checksums.verify(path, buf, what="a flatbuffer")
     operators(buf)

@@ -34,6 +34,7 @@ import larq_compute_engine as lce
 import numpy as np
 import tensorflow as tf
 
+from bnnzoo.errors import UserError
 from bnnzoo.progress import KerasProgress, Progress
 
 from . import rounding_noise
@@ -49,7 +50,7 @@ EVALUATION_THREADS = 1
 
 def interpreter(buf: bytes, num_threads: int = EVALUATION_THREADS, *,
                 use_indirect_bgemm: bool = True):
-    """LCE's interpreter for ``buf``; ``ValueError`` if it cannot run it.
+    """LCE's interpreter for ``buf``; ``UserError`` if it cannot run it.
 
     ``use_indirect_bgemm=False`` keeps LCE's default binary-convolution kernel
     instead of the indirect-BGEMM one (the host benchmark times that default).
@@ -58,7 +59,7 @@ def interpreter(buf: bytes, num_threads: int = EVALUATION_THREADS, *,
         return lce.testing.Interpreter(buf, num_threads=num_threads,
                                        use_indirect_bgemm=use_indirect_bgemm)
     except RuntimeError as err:  # e.g. an operator LCE's runtime does not have
-        raise ValueError(f"LCE's interpreter cannot run this flatbuffer: {err}") from None
+        raise UserError(f"LCE's interpreter cannot run this flatbuffer: {err}") from None
 
 
 def predict(runner, images: np.ndarray) -> np.ndarray:

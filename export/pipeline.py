@@ -19,6 +19,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from bnnzoo import atomic, checksums, datasets, runs
+from bnnzoo.errors import OutputExists, UserError
 from bnnzoo.progress import Progress
 from bnnzoo.quantizers.int8 import int8_ranges
 from bnnzoo.zoo.binary_layers import binary_operations
@@ -40,17 +41,17 @@ def report_path(flatbuffer: Path) -> Path:
 
 def _check_writable(path: Path, overwrite: bool) -> None:
     if path.suffix != ".tflite":
-        raise ValueError(f"The output file must end in .tflite, got {path}.")
+        raise UserError(f"The output file must end in .tflite, got {path}.")
     for existing in (path, report_path(path)):
         if existing.exists() and not overwrite:
-            raise FileExistsError(f"{existing} already exists; choose another --output or "
-                                  "pass --overwrite to replace it.")
+            raise OutputExists(f"{existing} already exists; choose another --output or "
+                               "pass --overwrite to replace it.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path.parent):
             pass
     except OSError as err:
-        raise OSError(f"Cannot write to {path.parent}: {err.strerror or err}.") from None
+        raise UserError(f"Cannot write to {path.parent}: {err.strerror or err}.") from None
 
 
 def first_test_images(data: datasets.Dataset, image_shape, count: int) -> np.ndarray:
@@ -97,9 +98,9 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
     arithmetic is left between int8 layers; nothing is written then.
     """
     if target not in TARGETS:
-        raise ValueError(f"Unknown target {target!r}. Targets: {', '.join(TARGETS)}.")
+        raise UserError(f"Unknown target {target!r}. Targets: {', '.join(TARGETS)}.")
     if parity_images < 1:
-        raise ValueError("--parity-images must be at least 1.")
+        raise UserError("--parity-images must be at least 1.")
     source = runs.load_source(source_path)
     folder = source.run_dir / EXPORT_DIR if source.run_dir else source.path.parent
     if int8 and not int8_ranges(source.model):
@@ -176,7 +177,7 @@ def compare_with_keras(path: Path, source: Optional[Path] = None, *, dataset: Op
     buf = fb.read_flatbuffer(path)
     recorded = json.loads(report_path(path).read_text()) if report_path(path).is_file() else {}
     if source is None and "source" not in recorded:
-        raise ValueError(f"{path} has no export report naming its Keras model: pass the run "
+        raise UserError(f"{path} has no export report naming its Keras model: pass the run "
                          "or model file it was exported from.")
     source = runs.load_source(Path(source or recorded["source"]))
     data, _, _ = runs.dataset_for(

@@ -25,12 +25,13 @@ from typing import List, Optional, Sequence
 
 import tensorflow as tf
 
+from bnnzoo.errors import UserError
 from bnnzoo.zoo.binary_layers import binary_operations
 
 from . import flatbuffer as fb
 from .footprint import footprint
 
-class ExportError(Exception):
+class ExportError(UserError):
     """An export that is not bitpacked where it should be, or not faithful."""
 
 

@@ -18,6 +18,7 @@ from typing import Iterable
 import numpy as np
 import tensorflow as tf
 
+from bnnzoo.errors import UserError
 from bnnzoo.quantizers.int8 import int8_ranges, tied_groups
 from bnnzoo.zoo.int8_edges import float_probe
 
@@ -40,7 +41,7 @@ def calibrate(model: tf.keras.Model, batches: Iterable) -> int:
             high[i] = max(high[i], float(tf.reduce_max(tensor)))
         seen += int(images.shape[0])
     if not seen:
-        raise ValueError("Calibrating the int8 ranges needs at least one training image.")
+        raise UserError("Calibrating the int8 ranges needs at least one training image.")
     ties = [(layer.name, other) for layer in ranges for other in (layer.same_as, layer.shares)
             if other]
     index = {layer.name: i for i, layer in enumerate(ranges)}

@@ -28,6 +28,7 @@ import tensorflow as tf
 from larq_zoo.training.knowledge_distillation.knowledge_distillation import (
     AttentionMatchingLossLayer, OutputDistributionMatchingLossLayer)
 
+from bnnzoo.errors import UserError
 from bnnzoo.zoo.core import attention_points
 
 
@@ -37,7 +38,7 @@ def logits(model: tf.keras.Model) -> tf.Tensor:
     if not (isinstance(last, tf.keras.layers.Softmax) or (
             isinstance(last, tf.keras.layers.Activation)
             and getattr(last.activation, "__name__", "") == "softmax")):
-        raise ValueError(f"{model.name} does not end in a softmax layer; no logits to distil.")
+        raise UserError(f"{model.name} does not end in a softmax layer; no logits to distil.")
     return last.input
 
 
@@ -50,12 +51,12 @@ class TeacherStudent(tf.keras.Model):
         s_points, t_points = attention_points(student), attention_points(teacher)
         if attention_weight and ([tuple(p.shape) for p in s_points]
                                  != [tuple(p.shape) for p in t_points] or not s_points):
-            raise ValueError(
+            raise UserError(
                 f"The teacher {teacher.name} and the student {student.name} must have the same "
                 f"block outputs to match attention: {[tuple(p.shape[1:]) for p in t_points]} "
                 f"vs {[tuple(p.shape[1:]) for p in s_points]}.")
         if tuple(teacher.input_shape[1:]) != tuple(student.input_shape[1:]):
-            raise ValueError(f"The teacher {teacher.name} takes {teacher.input_shape[1:]}, "
+            raise UserError(f"The teacher {teacher.name} takes {teacher.input_shape[1:]}, "
                              f"the student {student.name} {student.input_shape[1:]}.")
         teacher.trainable = False
         t_view = tf.keras.Model(teacher.inputs, [logits(teacher), *t_points], name="teacher")

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from bnnzoo.errors import UserError
+
 STRATEGIES = ("default", "mirrored", "multi-worker")
 LOGICAL_CPUS = 2  # "mirrored" on a machine without GPUs
 
@@ -42,7 +44,7 @@ def _split_cpu(count: int) -> None:
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
     except RuntimeError:  # TensorFlow already initialised its devices
-        raise ValueError("--strategy mirrored must be chosen before TensorFlow starts "
+        raise UserError("--strategy mirrored must be chosen before TensorFlow starts "
                            "(CPU devices are already fixed).") from None
 
 
@@ -50,7 +52,7 @@ def cluster_spec() -> dict:
     """``TF_CONFIG``, checked: a cluster of workers and this process's task."""
     raw = os.environ.get("TF_CONFIG")
     if not raw:
-        raise ValueError("--strategy multi-worker reads the cluster from TF_CONFIG, which is not "
+        raise UserError("--strategy multi-worker reads the cluster from TF_CONFIG, which is not "
                          "set; see `python cli.py train --help`.")
     try:
         spec = json.loads(raw)
@@ -58,10 +60,10 @@ def cluster_spec() -> dict:
         task = spec["task"]
         index = int(task["index"])
     except (ValueError, KeyError, TypeError):
-        raise ValueError('TF_CONFIG must be JSON like {"cluster": {"worker": ["host:port", ...]}, '
+        raise UserError('TF_CONFIG must be JSON like {"cluster": {"worker": ["host:port", ...]}, '
                          '"task": {"type": "worker", "index": 0}}.') from None
     if task.get("type") not in ("worker", "chief") or not 0 <= index < len(workers):
-        raise ValueError(f"TF_CONFIG's task {task} is not one of its {len(workers)} workers.")
+        raise UserError(f"TF_CONFIG's task {task} is not one of its {len(workers)} workers.")
     return spec
 
 
@@ -79,7 +81,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multi-worker":
         cluster_spec()
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"Unknown strategy {name!r}. Strategies: {', '.join(STRATEGIES)}.")
+    raise UserError(f"Unknown strategy {name!r}. Strategies: {', '.join(STRATEGIES)}.")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -28,6 +28,7 @@ from typing import List, Optional
 import tensorflow as tf
 
 from bnnzoo import machine
+from bnnzoo.errors import UserError
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -66,7 +67,7 @@ def native_bf16() -> List[str]:
 def resolve_precision(requested: str = "auto") -> str:
     """``requested``, or for ``auto`` the fastest exact-enough precision here."""
     if requested not in PRECISIONS:
-        raise ValueError(f"Unknown precision {requested!r}. Choices: {', '.join(PRECISIONS)}.")
+        raise UserError(f"Unknown precision {requested!r}. Choices: {', '.join(PRECISIONS)}.")
     if requested != "auto":
         return requested
     return "bfloat16" if native_bf16() else "float32"

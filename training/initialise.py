@@ -12,6 +12,7 @@ from typing import List
 
 import tensorflow as tf
 
+from bnnzoo.errors import UserError
 from bnnzoo.quantizers.int8 import Int8Range
 
 _KINDS = (
@@ -22,7 +23,7 @@ _KINDS = (
 )
 
 
-class InitialisationError(ValueError):
+class InitialisationError(UserError):
     """The two networks' structures differ."""
 
 

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Optional
 
 from bnnzoo import datasets, runs
+from bnnzoo.errors import UserError
 
 from . import stages
-from .config import TrainConfig, config_from_dict
+from .config import CALIBRATION_IMAGES, TrainConfig, config_from_dict
 from .run import train_run
 
 QAT_LR_FACTOR = 0.1
@@ -34,15 +35,15 @@ DEFAULT_STEPS = 100
 
 def stage_config(run_dir: Path, *, steps: int = DEFAULT_STEPS, batch_size: Optional[int] = None,
                  learning_rate: Optional[float] = None,
-                 calibration_images: int = 512) -> TrainConfig:
+                 calibration_images: int = CALIBRATION_IMAGES) -> TrainConfig:
     """The int8 stage's configuration for the trained run ``run_dir``."""
     if steps < 1 or calibration_images < 1 or (batch_size is not None and batch_size < 1):
-        raise ValueError("--steps, --batch-size and --calibration-images must be at least 1.")
+        raise UserError("--steps, --batch-size and --calibration-images must be at least 1.")
     if learning_rate is not None and learning_rate <= 0:
-        raise ValueError("--learning-rate must be positive.")
+        raise UserError("--learning-rate must be positive.")
     run = config_from_dict(runs.read_config(run_dir))
     if run.int8_edges:
-        raise ValueError(f"{run_dir} is an int8 stage already; quantize the run it belongs to.")
+        raise UserError(f"{run_dir} is an int8 stage already; quantize the run it belongs to.")
     final = stages.plan(run, run_dir)[-1][1]
     return dataclasses.replace(
         run, variant=final.variant, batchnorm_only=False, two_step=False, recalibrate_bn=False,
@@ -56,7 +57,8 @@ def stage_config(run_dir: Path, *, steps: int = DEFAULT_STEPS, batch_size: Optio
 
 def quantize(run: Optional[Path] = None, *, steps: int = DEFAULT_STEPS,
              batch_size: Optional[int] = None, learning_rate: Optional[float] = None,
-             calibration_images: int = 512, verbose: Optional[int] = None) -> Path:
+             calibration_images: int = CALIBRATION_IMAGES,
+             verbose: Optional[int] = None) -> Path:
     """Train the int8 stage of ``run`` (default: the latest run); return its directory."""
     run_dir = runs.resolve_run(run)
     if not (run_dir / runs.MODEL).is_file():

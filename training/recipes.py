@@ -10,6 +10,8 @@ from typing import List, Optional, Tuple, Union
 
 import tensorflow as tf
 
+from bnnzoo.errors import UnknownName
+
 from .fused_optimizers import FusedAdam, FusedAdamW, FusedSGD
 
 
@@ -268,7 +270,7 @@ def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]
     except KeyError:
-        raise KeyError(f"Unknown recipe {name!r}. Available: {', '.join(sorted(RECIPES))}.") from None
+        raise UnknownName(f"Unknown recipe {name!r}. Available: {', '.join(sorted(RECIPES))}.") from None
 
 
 def chosen_recipe(model_recipe: str, chosen: Union[None, str, dict] = None) -> Recipe:

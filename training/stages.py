@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import List, Tuple
 
 from bnnzoo import zoo
+from bnnzoo.errors import UserError
 
 from . import recipes
 
@@ -56,8 +57,8 @@ def declared(config) -> Tuple[recipes.Stage, ...]:
     none for a single run."""
     stages = recipes.chosen_recipe(zoo.model_entry(config.model).recipe, config.recipe).stages
     if config.two_step and stages and stages != recipes.TWO_STEP:
-        raise ValueError(f"{config.model} trains {describe(stages)}; --two-step is for "
-                         "single-stage recipes.")
+        raise UserError(f"{config.model} trains {describe(stages)}; --two-step is for "
+                        "single-stage recipes.")
     return recipes.TWO_STEP if config.two_step else stages
 
 
@@ -115,20 +116,20 @@ def single_stage(config):
     taught by ``config.teacher`` and started from ``config.init_from`` (by
     default the teacher, which has the same architecture)."""
     if not declared(config):
-        raise ValueError(f"{config.model} trains in one stage; --stage is for staged recipes "
-                         "and --two-step.")
+        raise UserError(f"{config.model} trains in one stage; --stage is for staged recipes "
+                        "and --two-step.")
     stages, n = _stages(config, Path(".")), config.stage
     if not 0 <= n < len(stages):
-        raise ValueError(f"--stage must be 0 to {len(stages) - 1} for {config.model}; got {n}.")
+        raise UserError(f"--stage must be 0 to {len(stages) - 1} for {config.model}; got {n}.")
     name, stage = stages[n]
     taught = stage.teacher is not None
     if taught and not config.teacher:
-        raise ValueError(f"Stage {n} ({name}) is taught by stage {n - 1}: pass --teacher with "
+        raise UserError(f"Stage {n} ({name}) is taught by stage {n - 1}: pass --teacher with "
                          f"that stage's run directory or model file.")
     if config.teacher and not taught:
-        raise ValueError(f"Stage {n} ({name}) has no teacher; drop --teacher.")
+        raise UserError(f"Stage {n} ({name}) has no teacher; drop --teacher.")
     if stage.init_from is not None and not (config.init_from or config.teacher):
-        raise ValueError(f"Stage {n} ({name}) starts from stage {n - 1}: pass --init-from "
+        raise UserError(f"Stage {n} ({name}) starts from stage {n - 1}: pass --init-from "
                          "with that stage's run directory or model file.")
     return dataclasses.replace(stage, stage=n, teacher=config.teacher,
                                init_from=config.init_from or config.teacher)

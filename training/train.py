@@ -21,6 +21,7 @@ from typing import Optional, Tuple
 import tensorflow as tf
 
 from bnnzoo import checksums, datasets, quiet, runs
+from bnnzoo.errors import UserError
 
 from . import distribution, hardware, history, stages
 from .config import TrainConfig, config_from_dict, resolve, typed_options
@@ -85,7 +86,10 @@ def train_plan(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *, re
     # The first pending stage's model before anything is written: a structure
     # mismatch with --init-from stops here and leaves no run behind.
     model = prepare_model(pending[0][1], run_dir / pending[0][0], data) if pending else None
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"Cannot create the run directory {run_dir}: {err.strerror or err}.") from None
     if not resume:
         write_run_config(run_dir, config)
     if point_latest:
@@ -125,8 +129,9 @@ def prepare_run(config: TrainConfig, output: Optional[Path], resume: bool) -> Tu
     """
     if resume:
         run_dir = runs.resolve_run(output)
+        stored = runs.read_config(run_dir)
         try:
-            stored = dataclasses.asdict(config_from_dict(runs.read_config(run_dir)))
+            stored = dataclasses.asdict(config_from_dict(stored))
         except (TypeError, ValueError) as err:
             raise runs.RunError(f"{run_dir / runs.CONFIG} is not a run configuration: {err}") from None
         # An option typed now must be what was typed when the run started, or

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from bnnzoo import atomic
+from bnnzoo.errors import UserError
 
 from . import hardware
 
@@ -73,7 +74,7 @@ def choose(requested: str, key: str, compiled_model: Callable[[bool], tf.keras.M
     run's model: the probe never touches the model that will be trained.
     """
     if requested not in CHOICES:
-        raise ValueError(f"Unknown --xla {requested!r}. Choices: {', '.join(CHOICES)}.")
+        raise UserError(f"Unknown --xla {requested!r}. Choices: {', '.join(CHOICES)}.")
     if requested != "auto":
         return requested == "on", f"--xla {requested}"
     cache = cache_path()

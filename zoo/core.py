@@ -35,6 +35,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import tensorflow as tf
 from larq_zoo.core import utils as lqz_utils
 
+from bnnzoo.errors import UserError
+
 #: Inputs at most this many pixels on their shorter side use the small-image stem.
 SMALL_IMAGE_MAX_SIDE = 64
 
@@ -89,7 +91,7 @@ class ModelFactory:
         if filters is not None:
             if filters < self.min_filters:
                 least = "positive" if self.min_filters == 1 else f"at least {self.min_filters}"
-                raise ValueError(f"filters must be {least}; got {filters}.")
+                raise UserError(f"filters must be {least}; got {filters}.")
             self.filters = filters
         if input_shape is None and input_tensor is None:
             input_shape = self.default_input_shape
@@ -101,14 +103,14 @@ class ModelFactory:
 
     def _check_imagenet(self, input_shape, filters) -> None:
         if not self.imagenet_weights:
-            raise ValueError(f"There are no published ImageNet weights for {self.name}; "
+            raise UserError(f"There are no published ImageNet weights for {self.name}; "
                              "use weights=None or a weights file.")
         if filters is not None and filters != self.filters:
-            raise ValueError(f"The ImageNet weights are for width {self.filters} "
+            raise UserError(f"The ImageNet weights are for width {self.filters} "
                              f"(filters={self.filters}).")
         if input_shape is not None and (uses_small_image_stem(input_shape)
                                         or input_shape[-1] != 3):
-            raise ValueError(
+            raise UserError(
                 "weights='imagenet' needs RGB inputs larger than "
                 f"{SMALL_IMAGE_MAX_SIDE} px (the ImageNet stem); got {tuple(input_shape)}.")
 

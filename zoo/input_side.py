@@ -15,6 +15,8 @@ from typing import Dict, Optional, Tuple
 
 import tensorflow as tf
 
+from bnnzoo.errors import UserError
+
 #: Networks take the small-image layout up to 64 px (``core.SMALL_IMAGE_MAX_SIDE``),
 #: so the search never has to look further on a small-image graph.
 SEARCH_LIMIT = 64
@@ -97,13 +99,13 @@ def smallest_input_side(model: tf.keras.Model) -> int:
 
 
 def check_input_side(model: tf.keras.Model, name: str) -> None:
-    """A ``ValueError`` saying the least input if ``model``'s own input is too small for it."""
+    """A ``UserError`` saying the least input if ``model``'s own input is too small for it."""
     side = model.input_shape[1]
     if side is None or _sides(model, side)[1] is None:
         return
     raise too_small(name, side, smallest_input_side(model))
 
 
-def too_small(name: str, side: int, least: int) -> ValueError:
-    return ValueError(f"{name} cannot use {side}x{side} inputs: its strides and pooling need "
+def too_small(name: str, side: int, least: int) -> UserError:
+    return UserError(f"{name} cannot use {side}x{side} inputs: its strides and pooling need "
                       f"at least {least}x{least} (an input size of {least} or more).")

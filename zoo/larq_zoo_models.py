@@ -27,6 +27,8 @@ from typing import Callable
 
 import tensorflow as tf
 
+from bnnzoo.errors import UserError
+
 from .registry import model_function, register_model
 
 #: larq-zoo's public builders, by registry name, and the registry's record of
@@ -82,7 +84,7 @@ NOTES = {
 }
 
 
-class WeightsUnavailable(OSError):
+class WeightsUnavailable(UserError, OSError):
     """larq-zoo's published weights could not be fetched (no internet, no cached file)."""
 
 
@@ -98,7 +100,7 @@ def build_larq_zoo_model(name: str, *, input_shape=None, input_tensor=None, weig
                          include_top=True, num_classes=None, filters=None) -> tf.keras.Model:
     """Build ``name`` with larq-zoo's own function (see the module docstring)."""
     if filters is not None:
-        raise ValueError(f"{name} is larq-zoo's model at its one width: filters (--width) "
+        raise UserError(f"{name} is larq-zoo's model at its one width: filters (--width) "
                          "cannot change it.")
     num_classes = 1000 if num_classes is None else num_classes
     try:

@@ -24,6 +24,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
+from bnnzoo.errors import UnknownName
+
 from .model_docs import ModelDoc, docstring
 
 
@@ -98,11 +100,11 @@ def list_models() -> List[str]:
 
 
 def model_entry(name: str) -> ModelEntry:
-    """The registry entry for ``name``; a ``KeyError`` naming the choices if absent."""
+    """The registry entry for ``name``; an ``UnknownName`` (a ``KeyError``) naming the choices if absent."""
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(
+        raise UnknownName(
             f"Unknown model {name!r}. Available: {', '.join(list_models())}."
         ) from None
 

@@ -30,6 +30,8 @@ from typing import Callable, Dict
 
 import tensorflow as tf
 
+from bnnzoo.errors import UserError
+
 from .binary_layers import is_binary_operation
 
 _KEEP = object()
@@ -76,5 +78,5 @@ def register_variant(name: str, make: Callable[[tf.keras.Model], tf.keras.Model]
 
 def variant(model: tf.keras.Model, name: str) -> tf.keras.Model:
     if name not in VARIANTS:
-        raise ValueError(f"Unknown variant {name!r}. Variants: {', '.join(VARIANTS)}.")
+        raise UserError(f"Unknown variant {name!r}. Variants: {', '.join(VARIANTS)}.")
     return VARIANTS[name](model)
