@@ -57,6 +57,7 @@ from typing import Iterable, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from bnnzoo.errors import UserError
 from bnnzoo.zoo.binary_layers import binary_layers, channel_scale
 
 from .initialise import weighted_layers
@@ -122,8 +123,8 @@ def carry_magnitudes(model: tf.keras.Model, switched: List) -> Tuple[int, float]
     for layer in switched:
         s = magnitude(layer)
         if np.any(s <= 0) or not np.all(np.isfinite(s)):
-            raise ValueError(f"{layer.name}'s real kernel has an output channel of zero weights: "
-                             "it has no magnitude to carry into the binary stage.")
+            raise UserError(f"{layer.name}'s real kernel has an output channel of zero weights: "
+                            "it has no magnitude to carry into the binary stage.")
         factors.append(1 / s)
         scale_layer = _scale_after(layer, model)
         if scale_layer is not None:
