@@ -9,34 +9,7 @@ from bnnzoo import export
 from bnnzoo.export import flatbuffer as fb
 from bnnzoo.export import rounding_noise
 from bnnzoo.export.report import match_binary_layers
-
-
-def tiny_bnn(side=8, name="tiny", binary_head=False):
-    """Float stem, two Bi-Real-style binary blocks, float (or binary) dense head."""
-    inp = tf.keras.Input((side, side, 1))
-    x = tf.keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inp)
-    x = tf.keras.layers.BatchNormalization()(x)
-    for i in range(2):
-        y = lq.layers.QuantConv2D(8, 3, padding="same", pad_values=1.0, use_bias=False,
-                                  input_quantizer="ste_sign", kernel_quantizer="ste_sign",
-                                  kernel_constraint="weight_clip", name=f"binary_{i}")(x)
-        x = tf.keras.layers.add([x, tf.keras.layers.BatchNormalization()(y)])
-    x = tf.keras.layers.GlobalAveragePooling2D()(x)
-    if binary_head:  # XNOR-Net / BinaryAlexNet style: LCE has no binary dense kernel
-        out = lq.layers.QuantDense(10, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
-                                   kernel_constraint="weight_clip", activation="softmax",
-                                   name="binary_dense")(x)
-    else:
-        out = tf.keras.layers.Dense(10, activation="softmax")(x)
-    model = tf.keras.Model(inp, out, name=name)
-    # Non-trivial BatchNorm statistics, so that folding them is exercised.
-    rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 2, gamma.shape), rng.normal(0, 0.5, beta.shape),
-                               rng.normal(0, 0.5, mean.shape), rng.uniform(0.5, 2, var.shape)])
-    return model
+from conftest import tiny_bnn
 
 
 @pytest.fixture(scope="module")
