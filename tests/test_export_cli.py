@@ -180,7 +180,12 @@ def test_a_model_file_without_a_dataset_is_checked_on_synthetic_inputs(model_fil
     assert path == model_file.parent / "tiny-arm64.tflite" and path.is_file()
     assert report["dataset"] is None and report["parity"]["noise_floor"]["faithful"]
     assert report["parity"]["inputs"] == export.pipeline.SYNTHETIC == "synthetic inputs, uniform(-1, 1)"
-    assert "synthetic inputs, uniform(-1, 1): top-1 agreement" in export.format_report(report)
+    printed = export.format_report(report)
+    assert "synthetic inputs, uniform(-1, 1): top-1 agreement" in printed
+    verdicts = [line for line in printed.splitlines() if "by the Keras model's rounding noise" in line]
+    assert len(verdicts) == 2 and all(line.endswith(": passed") for line in verdicts), verdicts
+    report["parity"]["noise_floor"]["flatbuffer"]["top1"] = 65  # of 64 images: beyond any bound
+    assert export.format_report(report).count(": failed") == 1
 
 
 def test_a_model_file_without_binary_layers_is_refused(tmp_path, invoke):
