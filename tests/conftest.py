@@ -128,6 +128,12 @@ def fake_data(n=1000):
                    split_sizes={"train": n, "test": 100}, _readers={})
 
 
+def snapshot(folder: Path) -> dict:
+    """Every file below ``folder`` and its bytes: to show that nothing was written there."""
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(Path(folder).rglob("*"))
+            if p.is_file()}
+
+
 def session_folder(tmp_path_factory) -> Path:
     """A folder every pytest-xdist worker of this session shares (README's test
     command runs two; without xdist, the session's own folder)."""

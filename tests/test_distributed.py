@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from conftest import cli_command, cli_env, requires_fashion_mnist, run_cli
+from conftest import cli_command, cli_env, requires_fashion_mnist, run_cli, snapshot
 
 # bireal18 at width 8 on 14x14 Fashion-MNIST: 40 steps of a global batch of 32.
 TINY = ["train", "bireal18", "--width", "8", "--input-size", "14", "--batch-size", "32",
@@ -122,10 +122,6 @@ def test_bad_tf_config_is_refused(monkeypatch, tf_config, message):
         distribution.make_strategy("parameter-server")
 
 
-def _snapshot(folder):
-    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 @requires_fashion_mnist
 def test_a_non_chief_worker_resumes_from_the_chiefs_checkpoint_and_writes_nothing_of_its_own(
         invoke, tmp_path, monkeypatch):
@@ -151,7 +147,7 @@ def test_a_non_chief_worker_resumes_from_the_chiefs_checkpoint_and_writes_nothin
     (checkpoints / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\n'
                                             'all_model_checkpoint_paths: "ckpt-1"\n')
     (chief_dir / "model.h5").unlink()
-    chief_files = _snapshot(chief_dir)
+    chief_files = snapshot(chief_dir)
 
     # Worker 1 of a two-worker cluster, in this process: the default strategy
     # stands in for the cluster's (what the worker writes is tested here, not
@@ -173,5 +169,5 @@ def test_a_non_chief_worker_resumes_from_the_chiefs_checkpoint_and_writes_nothin
     assert "Worker 1: training beside the chief" in result.output
     assert f"writing to {worker_tmp}" in result.output
     assert "at epoch 2/2" in result.output  # the chief's epoch counter, restored
-    assert _snapshot(chief_dir) == chief_files  # nothing written into the chief's run
+    assert snapshot(chief_dir) == chief_files  # nothing written into the chief's run
     assert list(worker_tmp.iterdir()) == []  # its own copy removed

@@ -22,7 +22,8 @@ import tensorflow as tf
 
 from bnnzoo import atomic, runs
 from bnnzoo.training import history
-from conftest import REPO, assert_one_clear_error, cli_command, requires_fashion_mnist, tiny_bnn
+from conftest import (REPO, assert_one_clear_error, cli_command, requires_fashion_mnist, snapshot,
+                      tiny_bnn)
 
 TINY_TRAIN = ["siman_resnet20", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "8",
               "--input-size", "8", "--validation-steps", "1", "--no-xla"]
@@ -31,11 +32,6 @@ LIBRARY_CACHES = re.compile(r"^(\.keras(/keras\.json)?|\.cache(/matplotlib(/.*)?
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def snapshot(folder: Path) -> dict:
-    return {p.relative_to(folder): p.read_bytes() for p in sorted(Path(folder).rglob("*"))
-            if p.is_file()}
 
 
 def garble(path: Path, at: float = 0.5) -> None:
