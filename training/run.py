@@ -175,7 +175,10 @@ def prepare_model(config: TrainConfig, run_dir: Path,
     if config.init_from and not tf.train.latest_checkpoint(run_dir / runs.CHECKPOINTS):
         same = teacher and Path(config.teacher).resolve() == Path(config.init_from).resolve()
         init = teacher if same else runs.load_source(Path(config.init_from))  # read once
-        initialise_student(student, init, config, data)
+        initialise_student(student, init, config)
+        switch_to_binary(student, init.model, config, data)
+        if config.int8_edges:
+            calibrate_ranges(student, config, data)
     return model
 
 
@@ -186,22 +189,27 @@ def with_teacher(student: tf.keras.Model, teacher: tf.keras.Model,
                           output_weight=config.output_weight, temperature=config.temperature)
 
 
-def initialise_student(student: tf.keras.Model, init: runs.ModelSource, config: TrainConfig,
-                       data: Optional[datasets.Dataset]) -> None:
-    """Copy ``init``'s weights into ``student``, carry a real -> binary switch
-    (``training.switch``), and calibrate int8 ranges (``prepare_model``)."""
+def initialise_student(student: tf.keras.Model, init: runs.ModelSource,
+                       config: TrainConfig) -> None:
+    """Copy ``init``'s weights into ``student`` (``training.initialise``); say so,
+    and whether ``init`` is another network than the model's real-valued twin."""
     copied = initialise_from(student, init.model)
     print(f"Initialised {copied} layers from {config.init_from}.")
-    batches = None if data is None else datasets.pipeline(
-        data, "train", image_shape=config.input_shape, batch_size=config.batch_size,
-        training=True, seed=config.seed).take(SWITCH_BATCHES)
-    begin_binary_stage(student, init.model, batches)
-    if config.int8_edges:
-        calibrate_ranges(student, config, data)
     twin = zoo.model_entry(config.model).twin
     if init.name not in (config.model, twin):
         print(f"Note: {init.name} is not {config.model}'s real-valued twin "
               f"({twin or 'none registered'}); the structures match.")
+
+
+def switch_to_binary(student: tf.keras.Model, source: tf.keras.Model, config: TrainConfig,
+                     data: Optional[datasets.Dataset]) -> None:
+    """Where initialising from ``source`` switched convolutions from real to
+    binary weights: carry their magnitudes and (with ``data``) re-estimate the
+    BatchNorm statistics on ``SWITCH_BATCHES`` training batches (``training.switch``)."""
+    batches = None if data is None else datasets.pipeline(
+        data, "train", image_shape=config.input_shape, batch_size=config.batch_size,
+        training=True, seed=config.seed).take(SWITCH_BATCHES)
+    begin_binary_stage(student, source, batches)
 
 
 def calibrate_ranges(student: tf.keras.Model, config: TrainConfig,
