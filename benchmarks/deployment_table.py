@@ -256,6 +256,39 @@ def _short(note: str) -> str:
 
 
 def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.markdown:
+        print(render(json.loads(args.output.read_text())))
+        return
+    if args.runs < 1 or args.threads < 1:
+        parser.error("--runs and --threads must be at least 1")
+    if args.row:
+        return print_row(args)
+    names = args.models.split(",") if args.models else zoo.list_models()
+    unknown = [n for n in names if n not in zoo.list_models()]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; models: {', '.join(zoo.list_models())}")
+    command = " ".join(["python benchmarks/deployment_table.py",
+                        *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
+    if args.int8_only:
+        return int8_only(parser, args, names, command)
+    table = _table_for(args, names, command)
+    for name in ordered(names):
+        row = measure_in_process(name, args)
+        if table["machine"] != _machine():  # its latency is another machine's
+            row["machine"] = _machine()
+        table["rows"].append(row)
+        table["rows"].sort(key=lambda row: ordered(zoo.list_models()).index(row["model"]))
+        atomic.write_json(args.output, table)
+    failed = [row["model"] for row in table["rows"] if "error" in row]
+    print(f"{len(table['rows']) - len(failed)} rows -> {args.output}"
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    if failed:
+        sys.exit(1)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", help="comma-separated registry names [all of them]")
     parser.add_argument("--runs", type=int, default=5, help="timed single-image inferences")
@@ -268,75 +301,70 @@ def main(argv=None):
     parser.add_argument("--int8-only", action="store_true",
                         help="measure only the int8-edges column into the results file's rows")
     parser.add_argument("--row", help=argparse.SUPPRESS)  # one model, its row as JSON on stdout
-    args = parser.parse_args(argv)
+    return parser
 
-    if args.markdown:
-        print(render(json.loads(args.output.read_text())))
-        return
-    if args.runs < 1 or args.threads < 1:
-        parser.error("--runs and --threads must be at least 1")
-    if args.row and args.int8_only:
+
+def print_row(args) -> None:
+    """``--row NAME``: one model measured in this process (the int8-edges
+    fields alone with ``--int8-only``), its row as the last line of JSON."""
+    if args.int8_only:
         print(json.dumps(int8_column(build(args.row, args.input_size, args.num_classes)[1])))
         return
-    if args.row:
-        row = measure(args.row, args.input_size, args.num_classes, args.runs, args.threads,
-                      announce=lambda keras: print(json.dumps(keras), flush=True))
-        print(json.dumps(row))
-        return
-    names = args.models.split(",") if args.models else zoo.list_models()
-    unknown = [n for n in names if n not in zoo.list_models()]
-    if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; models: {', '.join(zoo.list_models())}")
+    row = measure(args.row, args.input_size, args.num_classes, args.runs, args.threads,
+                  announce=lambda keras: print(json.dumps(keras), flush=True))
+    print(json.dumps(row))
+
+
+def _table_for(args, names, command: str) -> dict:
+    """The table the rows of ``names`` go into: with ``--models``, the results
+    file's (measured with the same settings; its rows of ``names`` dropped and
+    the rerun recorded), else a new one."""
     settings = {"input_shape": [args.input_size, args.input_size, 3],
                 "num_classes": args.num_classes, "threads": args.threads, "runs": args.runs}
-    command = " ".join(["python benchmarks/deployment_table.py",
-                        *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
-    if args.int8_only:
-        return int8_only(parser, args, names, command)
     table = _previous(args.output, settings) if args.models else None
-    if table is not None:
-        table["rows"] = [row for row in table["rows"] if row["model"] not in names]
-        table.setdefault("reruns", []).append(
-            {"command": command, "date": datetime.date.today().isoformat(), "models": names})
+    if table is None:
+        return _new_table(command, settings)
+    table["rows"] = [row for row in table["rows"] if row["model"] not in names]
+    table.setdefault("reruns", []).append(
+        {"command": command, "date": datetime.date.today().isoformat(), "models": names})
+    return table
+
+
+def measure_in_process(name: str, args) -> dict:
+    """``name``'s row, measured by this script in a process of its own (a crash
+    or an exhausted memory fails that row only); prints one line on it."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, __file__, "--row", name, "--runs", str(args.runs),
+         "--threads", str(args.threads), "--input-size", str(args.input_size),
+         "--num-classes", str(args.num_classes)], capture_output=True, text=True)
+    if done.returncode != 0:
+        announced = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        keras = json.loads(announced[-1]) if announced else {"model": name}
+        row = {**keras, "error": _failure(done, with_status=True)}
+        if "binary_layers" in keras:
+            row["note"] = note(keras)
+        print(f"{name:<22} FAILED: {row['error']}", flush=True)
+        return row
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    if "error" in row:
+        print(f"{name:<22} FAILED: {row['error']}", flush=True)
     else:
-        table = _new_table(command, settings)
-    for name in ordered(names):
-        start = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, __file__, "--row", name, "--runs", str(args.runs),
-             "--threads", str(args.threads), "--input-size", str(args.input_size),
-             "--num-classes", str(args.num_classes)], capture_output=True, text=True)
-        if done.returncode == 0 and "error" in json.loads(done.stdout.strip().splitlines()[-1]):
-            row = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"{name:<22} FAILED: {row['error']}", flush=True)
-        elif done.returncode == 0:
-            row = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"{name:<22} {row['flatbuffer_bytes']:>12,} bytes  {row['lce_bconv2d']:>3} / "
-                  f"{row['binary_layers']:<3} LceBconv2d  {100 * row['binary_mac_share']:5.1f} % "
-                  f"binary MACs  {row['latency_ms']:8.1f} ms  ({time.perf_counter() - start:.0f} s)",
-                  flush=True)
-        else:
-            lines = done.stderr.strip().splitlines()
-            errors = [line for line in lines if "Error" in line]
-            tail = (errors or lines or ["no output"])[-1] + f" (exit status {done.returncode})"
-            if done.returncode < 0:  # no traceback: the process was killed
-                tail = f"killed by signal {-done.returncode} (no error of its own)"
-            announced = [line for line in done.stdout.splitlines() if line.startswith("{")]
-            keras = json.loads(announced[-1]) if announced else {"model": name}
-            row = {**keras, "error": tail[:300]}
-            if "binary_layers" in keras:
-                row["note"] = note(keras)
-            print(f"{name:<22} FAILED: {tail}", flush=True)
-        if table["machine"] != _machine():  # its latency is another machine's
-            row["machine"] = _machine()
-        table["rows"].append(row)
-        table["rows"].sort(key=lambda row: ordered(zoo.list_models()).index(row["model"]))
-        atomic.write_json(args.output, table)
-    failed = [row["model"] for row in table["rows"] if "error" in row]
-    print(f"{len(table['rows']) - len(failed)} rows -> {args.output}"
-          + (f"; failed: {', '.join(failed)}" if failed else ""))
-    if failed:
-        sys.exit(1)
+        print(f"{name:<22} {row['flatbuffer_bytes']:>12,} bytes  {row['lce_bconv2d']:>3} / "
+              f"{row['binary_layers']:<3} LceBconv2d  {100 * row['binary_mac_share']:5.1f} % "
+              f"binary MACs  {row['latency_ms']:8.1f} ms  ({time.perf_counter() - start:.0f} s)",
+              flush=True)
+    return row
+
+
+def _failure(done: subprocess.CompletedProcess, with_status: bool = False) -> str:
+    """What a failed measuring process said: its last error line (and its exit
+    status), or the signal that killed it (no traceback then)."""
+    if done.returncode < 0:
+        return f"killed by signal {-done.returncode}" + (" (no error of its own)" if with_status else "")
+    lines = done.stderr.strip().splitlines() or ["no output"]
+    why = ([line for line in lines if "Error" in line] or lines)[-1]
+    return (why + (f" (exit status {done.returncode})" if with_status else ""))[:300]
 
 
 def int8_only(parser, args, names, command) -> None:
@@ -363,11 +391,8 @@ def int8_only(parser, args, names, command) -> None:
         if done.returncode == 0:
             fields = json.loads(done.stdout.strip().splitlines()[-1])
         else:
-            lines = done.stderr.strip().splitlines() or ["no output"]
-            why = ([line for line in lines if "Error" in line] or lines)[-1]
-            if done.returncode < 0:
-                why = f"killed by signal {-done.returncode}"
-            fields = {"int8_edges_bytes": None, "int8_edges": None, "int8_edges_note": why[:300]}
+            fields = {"int8_edges_bytes": None, "int8_edges": None,
+                      "int8_edges_note": _failure(done)}
         rows[name].update(fields)
         rerun["models"].append(name)
         size = f"{fields['int8_edges_bytes']:>12,} bytes" if fields["int8_edges_bytes"] else "failed"

@@ -29,7 +29,7 @@ import secrets
 import time
 import warnings
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -67,22 +67,21 @@ def _model_file(model_path: PathLike) -> Path:
     return path
 
 
-def device_benchmark(
-    model_path: PathLike,
-    device: Device,
-    *,
-    num_threads: int = 1,
-    num_runs: int = 50,
-    warmup_runs: int = 1,
-    binary: Optional[PathLike] = None,
-    ssh_options: Union[str, Sequence[str]] = (),
-    timeout: float = RUN_TIMEOUT_S,
-) -> BenchmarkReport:
-    """Copy ``lce_benchmark_model`` and the model to an adb or ssh device, run, parse, clean up."""
+def _checked(model_path: PathLike, binary: Optional[PathLike], counts: dict) -> Tuple[Path, Path]:
+    """The model file and the ``lce_benchmark_model`` binary, both checked, and
+    the counts checked: what a run of the binary needs."""
     model = _model_file(model_path)
-    _check_counts(num_threads, num_runs, warmup_runs)
-    binary = find_binary(binary)
+    _check_counts(**counts)
+    return model, find_binary(binary)
+
+
+def device_benchmark(model_path: PathLike, device: Device, *, num_threads: int = 1,
+                     num_runs: int = 50, warmup_runs: int = 1, binary: Optional[PathLike] = None,
+                     ssh_options: Union[str, Sequence[str]] = (),
+                     timeout: float = RUN_TIMEOUT_S) -> BenchmarkReport:
+    """Copy ``lce_benchmark_model`` and the model to an adb or ssh device, run, parse, clean up."""
     counts = dict(num_threads=num_threads, num_runs=num_runs, warmup_runs=warmup_runs)
+    model, binary = _checked(model_path, binary, counts)
     if device.kind == "adb":
         remote_dir = f"{ANDROID_TMP}/bnnzoo-benchmark-{secrets.token_hex(6)}"
         steps = adb_commands(device, binary, model, remote_dir, **counts)
@@ -118,38 +117,19 @@ def device_benchmark(
     )
 
 
-def local_binary_benchmark(
-    model_path: PathLike,
-    binary: PathLike,
-    *,
-    num_threads: int = 1,
-    num_runs: int = 50,
-    warmup_runs: int = 1,
-    timeout: float = RUN_TIMEOUT_S,
-) -> BenchmarkReport:
+def local_binary_benchmark(model_path: PathLike, binary: PathLike, *, num_threads: int = 1,
+                           num_runs: int = 50, warmup_runs: int = 1,
+                           timeout: float = RUN_TIMEOUT_S) -> BenchmarkReport:
     """Run ``lce_benchmark_model`` on this machine (e.g. on the Raspberry Pi itself)."""
-    model = _model_file(model_path).resolve()
-    _check_counts(num_threads, num_runs, warmup_runs)
-    binary = find_binary(binary)
+    counts = dict(num_threads=num_threads, num_runs=num_runs, warmup_runs=warmup_runs)
+    model, binary = _checked(model_path, binary, counts)
     if not os.access(binary, os.X_OK):
         raise BenchmarkError(f"{str(binary)!r} is not executable; run chmod +x on it.")
-    argv = [
-        str(binary),
-        f"--graph={model}",
-        f"--num_threads={num_threads}",
-        f"--num_runs={num_runs}",
-        f"--warmup_runs={warmup_runs}",
-    ]
+    argv = [str(binary), f"--graph={model.resolve()}",
+            *(f"--{name}={value}" for name, value in counts.items())]
     output = execute(Step(argv, "run lce_benchmark_model on"), "host", timeout, merge_output=True)
-    return parse_benchmark_output(
-        output,
-        model=str(model_path),
-        device="host",
-        tool=BINARY_NAME,
-        num_threads=num_threads,
-        num_runs=num_runs,
-        warmup_runs=warmup_runs,
-    )
+    return parse_benchmark_output(output, model=str(model_path), device="host", tool=BINARY_NAME,
+                                  **counts)
 
 
 def _random_inputs(shapes, dtypes, rng) -> list:

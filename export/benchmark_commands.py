@@ -54,16 +54,8 @@ def benchmark_command(binary: str, model: str, *, num_threads: int, num_runs: in
     )
 
 
-def adb_commands(
-    device: Device,
-    binary: PathLike,
-    model: PathLike,
-    remote_dir: str,
-    *,
-    num_threads: int,
-    num_runs: int,
-    warmup_runs: int,
-) -> DeviceSteps:
+def adb_commands(device: Device, binary: PathLike, model: PathLike, remote_dir: str, *,
+                 num_threads: int, num_runs: int, warmup_runs: int) -> DeviceSteps:
     """``adb [-s SERIAL]`` push, run and clean-up commands for ``remote_dir`` on the phone.
 
     ``adb push`` takes its device path literally (no shell); ``adb shell`` strings
@@ -115,17 +107,9 @@ def ssh_mktemp_command(device: Device, ssh_options: Union[str, Sequence[str]] = 
     return ssh_base(device, ssh_options) + ['mktemp -d "${TMPDIR:-/tmp}/bnnzoo-benchmark.XXXXXX"']
 
 
-def ssh_commands(
-    device: Device,
-    binary: PathLike,
-    model: PathLike,
-    remote_dir: str,
-    *,
-    num_threads: int,
-    num_runs: int,
-    warmup_runs: int,
-    ssh_options: Union[str, Sequence[str]] = (),
-) -> DeviceSteps:
+def ssh_commands(device: Device, binary: PathLike, model: PathLike, remote_dir: str, *,
+                 num_threads: int, num_runs: int, warmup_runs: int,
+                 ssh_options: Union[str, Sequence[str]] = ()) -> DeviceSteps:
     """ssh commands that copy (``cat > FILE`` fed from a local file), run and clean up.
 
     Copying through ``cat`` needs only a POSIX shell on the device (no sftp
@@ -143,18 +127,9 @@ def ssh_commands(
         upload_model=Step(
             ssh + [f"cat > {shlex.quote(remote_model)}"], "copy the model to", Path(model).resolve()
         ),
-        run=Step(
-            ssh
-            + [
-                benchmark_command(
-                    f"{remote_dir}/{BINARY_NAME}",
-                    remote_model,
-                    num_threads=num_threads,
-                    num_runs=num_runs,
-                    warmup_runs=warmup_runs,
-                )
-            ],
-            "run lce_benchmark_model on",
-        ),
+        run=Step(ssh + [benchmark_command(f"{remote_dir}/{BINARY_NAME}", remote_model,
+                                          num_threads=num_threads, num_runs=num_runs,
+                                          warmup_runs=warmup_runs)],
+                 "run lce_benchmark_model on"),
         cleanup=Step(ssh + [f"rm -rf -- {shlex.quote(remote_dir)}"], "remove the temporary folder on"),
     )

@@ -33,13 +33,28 @@ def execute(step: Step, device: str, timeout: float, merge_output: bool = False)
     The command gets its own session (no terminal to prompt on) and on timeout
     its whole process group is killed.
     """
+    proc = _start(step, merge_output)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        raise BenchmarkError(_timeout_message(step, device, timeout)) from None
+    out = out.decode(errors="replace")
+    err = (err or b"").decode(errors="replace")
+    if proc.returncode != 0:
+        raise BenchmarkError(_failure_message(step, device, proc.returncode, err + out))
+    return out
+
+
+def _start(step: Step, merge_output: bool) -> subprocess.Popen:
+    """``step``'s process, started in a session of its own with its standard input."""
     tool = step.argv[0]
     try:
         stdin = open(step.stdin, "rb") if step.stdin else subprocess.DEVNULL
     except OSError as error:
         raise BenchmarkError(f"Could not read {str(step.stdin)!r} ({error.strerror}).") from None
     try:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             step.argv,
             stdin=stdin,
             stdout=subprocess.PIPE,
@@ -57,34 +72,31 @@ def execute(step: Step, device: str, timeout: float, merge_output: bool = False)
     finally:
         if step.stdin:
             stdin.close()
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kill ``proc``'s whole process group and reap it."""
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.communicate()
-        running = step.what.startswith("run")
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.communicate()
+
+
+def _timeout_message(step: Step, device: str, timeout: float) -> str:
+    tool = step.argv[0]
+    hint = ("allow more time (timeout) or ask for fewer runs" if step.what.startswith("run")
+            else _HINTS.get(tool, "check the device"))
+    return f"Could not {step.what} {device}: {tool} did not finish within {timeout:g} s; {hint}."
+
+
+def _failure_message(step: Step, device: str, returncode: int, output: str) -> str:
+    tool = step.argv[0]
+    hint = _HINTS.get(tool, "check the binary")
+    if step.what.startswith("run") and not (tool == "ssh" and returncode == 255):
         hint = (
-            "allow more time (timeout) or ask for fewer runs"
-            if running
-            else _HINTS.get(tool, "check the device")
+            "check that the binary is the build for this device "
+            "(aarch64, aarch32 or android_arm64) and that the model was converted by LCE"
         )
-        raise BenchmarkError(
-            f"Could not {step.what} {device}: {tool} did not finish within {timeout:g} s; {hint}."
-        ) from None
-    out = out.decode(errors="replace")
-    err = (err or b"").decode(errors="replace")
-    if proc.returncode != 0:
-        hint = _HINTS.get(tool, "check the binary")
-        if step.what.startswith("run") and not (tool == "ssh" and proc.returncode == 255):
-            hint = (
-                "check that the binary is the build for this device "
-                "(aarch64, aarch32 or android_arm64) and that the model was converted by LCE"
-            )
-        raise BenchmarkError(
-            f"Could not {step.what} {device}: {tool} exited with status {proc.returncode} "
-            f"({output_tail(err + out, lines=1, width=200)}); {hint}."
-        )
-    return out
+    return (f"Could not {step.what} {device}: {tool} exited with status {returncode} "
+            f"({output_tail(output, lines=1, width=200)}); {hint}.")

@@ -111,14 +111,36 @@ def parse_benchmark_output(text: str, **fields) -> BenchmarkReport:
     if unknown:
         raise TypeError(f"parse_benchmark_output() got unexpected fields {sorted(unknown)}")
     lines = [line.rstrip("\r") for line in text.splitlines()]
+    end = _last_summary(lines, text)
+    summary = _SUMMARY.search(lines[end])
+    stats = _timed_runs(lines, end, text)
+    return BenchmarkReport(
+        **{**_parameters(lines, end), **fields},
+        init_us=_number(summary["init"], "Init", integer=True),
+        first_us=_number(summary["first"], "First inference", integer=True),
+        warmup_avg_us=_number(summary["warmup"], "Warmup (avg)", integer=False),
+        avg_us=_number(summary["avg"], "Inference (avg)", integer=False),
+        min_us=_number(stats["min"], "min", integer=True),
+        max_us=_number(stats["max"], "max", integer=True),
+        std_us=_number(stats["std"], "std", integer=True),
+        count=_number(stats["count"], "count", integer=True),
+    )
+
+
+def _last_summary(lines, text: str) -> int:
+    """The index of the last ``Inference timings in us:`` line."""
     summaries = [i for i, line in enumerate(lines) if _SUMMARY.search(line)]
     if not summaries:
         raise BenchmarkError(
             "The benchmark output has no 'Inference timings in us:' line, so the benchmark did not "
             f"finish; its last lines were: {output_tail(text)}"
         )
-    end = summaries[-1]
-    summary = _SUMMARY.search(lines[end])
+    return summaries[-1]
+
+
+def _timed_runs(lines, end: int, text: str) -> dict:
+    """The ``key=value`` statistics of the timed runs' ``count=`` line before line ``end``
+    (one run, printed ``count=1 curr=T``, as the statistics of one run)."""
     headers = [i for i in range(end) if _TIMED_HEADER in lines[i]]
     start = headers[-1] if headers else 0
     counts = [i for i in range(start, end) if _COUNT.search(lines[i])]
@@ -130,7 +152,7 @@ def parse_benchmark_output(text: str, **fields) -> BenchmarkReport:
     line = lines[counts[-1]]
     stats = dict(_PAIR.findall(line[_COUNT.search(line).start() :]))
     count = _number(stats["count"], "count", integer=True)
-    if count == 1 and "curr" in stats and "avg" not in stats:  # one run: printed as count=1 curr=T
+    if count == 1 and "curr" in stats and "avg" not in stats:
         stats.update(first=stats["curr"], min=stats["curr"], max=stats["curr"], avg=stats["curr"], std="0")
     missing = [key for key in ("first", "min", "max", "avg", "std") if key not in stats]
     if missing:
@@ -138,7 +160,12 @@ def parse_benchmark_output(text: str, **fields) -> BenchmarkReport:
             f"The benchmark's timed-runs line lacks {', '.join(missing)}: {line.strip()!r}; "
             "is this the output of lce_benchmark_model (TFLite benchmark_model)?"
         )
+    return stats
 
+
+def _parameters(lines, end: int) -> dict:
+    """``model``, ``device``, ``tool`` and the asked-for counts, from the parameter
+    lines of the last run (after its ``STARTING!``) before line ``end``."""
     starts = [i for i in range(end) if "STARTING!" in lines[i]]
     values = {"device": "", "tool": BINARY_NAME}
     for field, names in _PARAMS.items():
@@ -151,15 +178,4 @@ def parse_benchmark_output(text: str, **fields) -> BenchmarkReport:
                         found.group(1) if field == "model" else _number(found.group(1), name, True)
                     )
     values["model"] = values["model"] or ""
-    values.update(fields)
-    return BenchmarkReport(
-        **values,
-        init_us=_number(summary["init"], "Init", integer=True),
-        first_us=_number(summary["first"], "First inference", integer=True),
-        warmup_avg_us=_number(summary["warmup"], "Warmup (avg)", integer=False),
-        avg_us=_number(summary["avg"], "Inference (avg)", integer=False),
-        min_us=_number(stats["min"], "min", integer=True),
-        max_us=_number(stats["max"], "max", integer=True),
-        std_us=_number(stats["std"], "std", integer=True),
-        count=count,
-    )
+    return values

@@ -97,10 +97,9 @@ def parity_report(model: tf.keras.Model, buf: bytes, images: np.ndarray, *,
     (``keras_noise_floor_agreement``) and ``noise_floor``: the counts of images
     whose top-1 changed or whose outputs moved, for the flatbuffer and for each
     jitter draw, the most a faithful flatbuffer may have, and the verdict
-    (``faithful``). int8 tensors round by a whole int8 step, far beyond float
-    rounding: for a flatbuffer with int8 input or output, or int8 edges
-    (``int8``), the jitter is \(\varepsilon = 2^{-7}\) and only the top-1
-    count is judged.
+    (``faithful``). For a flatbuffer with int8 input or output, or int8 edges
+    (``int8``), the jitter is the int8 one (:mod:`.rounding_noise`: requantization,
+    the ranges exact) and only the top-1 count is judged.
     """
     with Progress("Parity: Keras", len(images)) as progress:
         keras_out = model.predict(images, batch_size=64, verbose=0,
@@ -113,8 +112,9 @@ def parity_report(model: tf.keras.Model, buf: bytes, images: np.ndarray, *,
             progress.update(len(lce_out[-1]))
         lce_out = np.concatenate(lce_out)
     int8 = int8 or "INT8" in sum(io_types(buf), [])
-    draws = rounding_noise.jitter_counts(model, images, keras_out,
-                                         epsilon=2 ** -7 if int8 else rounding_noise.EPSILON)
+    draws = rounding_noise.jitter_counts(
+        model, images, keras_out,
+        epsilon=rounding_noise.INT8_EPSILON if int8 else rounding_noise.EPSILON)
     verdict = rounding_noise.judge(rounding_noise.counts(lce_out, keras_out), draws, len(images),
                                    keys=("top1",) if int8 else ("top1", "moved"))
     return {

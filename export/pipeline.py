@@ -97,73 +97,100 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
     fails, or (int8) a real-valued layer kept float weights or float
     arithmetic is left between int8 layers; nothing is written then.
     """
-    if target not in TARGETS:
-        raise UserError(f"Unknown target {target!r}. Targets: {', '.join(TARGETS)}.")
-    if parity_images < 1:
-        raise UserError("--parity-images must be at least 1.")
+    _check_options(target, parity_images)
     source = runs.load_source(source_path)
     folder = source.run_dir / EXPORT_DIR if source.run_dir else source.path.parent
     if int8 and not int8_ranges(source.model):
-        stage = source.run_dir / runs.INT8_STAGE if source.run_dir else None
-        if stage is None or not (stage / runs.MODEL).is_file():
-            raise ExportError(
-                f"{source.path} has no int8 stage: run `cli.py quantize "
-                f"{source.run_dir or 'RUN'}` first (calibrated ranges and a quantization-aware "
-                "fine-tune on the run's training data), then export with --int8.")
-        source = runs.load_source(stage / runs.MODEL)
+        source = runs.load_source(_int8_stage_model(source))
     model = source.model
     int8 = bool(int8_ranges(model))
     if int8:
         on_int8_grid(model)
-    name = source.name
-    if output is None:
-        output = folder / f"{name}-{target}{'-int8' if int8 else ''}.tflite"
-    output = Path(output)
+    output = Path(output or folder / f"{source.name}-{target}{'-int8' if int8 else ''}.tflite")
     _check_writable(output, overwrite)
-    if not binary_operations(model):
-        raise ExportError(
-            f"{source.path} has no binary layers (1-bit input and kernel): nothing to "
-            "bitpack. Export binary models only.")
-    data, dataset, data_dir = None, dataset, data_dir
-    if dataset is not None or source.dataset is not None:
-        data, dataset, data_dir = runs.dataset_for(
-            model.output_shape[-1], str(source.path), dataset=dataset, data_dir=data_dir,
-            recorded=(source.dataset, source.data_dir), missing="")
+    _check_binary(model, source.path)
+    data, dataset, data_dir = _parity_dataset(source, dataset, data_dir)
 
-    # Binary dense layers as the equal 1x1 binary convolutions (LCE bitpacks
-    # those); parity below compares the flatbuffer with the model as loaded.
+    # Parity compares the flatbuffer with the model as loaded, before this rewrite.
     converted, dense = binary_dense_as_conv(model)
     buf = export_flatbuffer(converted, target, int8_io=int8_io)
     report = {
-        "flatbuffer": output.name, "model": name, "target": target, "source": str(source.path),
-        "dataset": dataset, "data_dir": data_dir, "int8_edges": int8,
+        "flatbuffer": output.name, "model": source.name, "target": target,
+        "source": str(source.path), "dataset": dataset, "data_dir": data_dir, "int8_edges": int8,
         "input_shape": [int(d) for d in model.input_shape[1:]],
         **export_report(converted, buf),
     }
-    missing = set(report["binary_convolutions"]["not_bitpacked"])
-    report["binary_dense"] = {"keras": len(dense),
-                              "as_lce_bconv2d": len([n for n in dense if n not in missing]),
-                              "layers": dense}
-    if data is not None:
-        images = first_test_images(data, model.input_shape[1:], parity_images)
-        inputs = f"{data.name} test images"
-    else:
-        images = synthetic_inputs(model.input_shape[1:], parity_images)
-        inputs = SYNTHETIC
+    report["binary_dense"] = _binary_dense_report(dense, report)
+    images, inputs = _parity_inputs(data, model.input_shape[1:], parity_images)
     report["parity"] = {**parity_report(model, buf, images, int8=int8), "inputs": inputs,
                         "min_agreement": min_agreement}
     report["created"] = datetime.datetime.now().isoformat(timespec="seconds")
     report["versions"] = runs.package_versions()
     check_report(report, min_agreement)
+    _write_export(output, buf, report, overwrite)
+    runs.set_latest_export(output)
+    return output, report
 
-    # Both files complete before either is renamed into place: the flatbuffer
-    # first, then its report; without --overwrite neither replaces a file.
+
+def _check_options(target: str, parity_images: int) -> None:
+    if target not in TARGETS:
+        raise UserError(f"Unknown target {target!r}. Targets: {', '.join(TARGETS)}.")
+    if parity_images < 1:
+        raise UserError("--parity-images must be at least 1.")
+
+
+def _int8_stage_model(source: runs.ModelSource) -> Path:
+    """The model file of ``source``'s int8 stage; :class:`ExportError` if it has none."""
+    stage = source.run_dir / runs.INT8_STAGE if source.run_dir else None
+    if stage is None or not (stage / runs.MODEL).is_file():
+        raise ExportError(
+            f"{source.path} has no int8 stage: run `cli.py quantize "
+            f"{source.run_dir or 'RUN'}` first (calibrated ranges and a quantization-aware "
+            "fine-tune on the run's training data), then export with --int8.")
+    return stage / runs.MODEL
+
+
+def _check_binary(model, path: Path) -> None:
+    if not binary_operations(model):
+        raise ExportError(
+            f"{path} has no binary layers (1-bit input and kernel): nothing to "
+            "bitpack. Export binary models only.")
+
+
+def _parity_dataset(source: runs.ModelSource, dataset: Optional[str], data_dir: Optional[str]):
+    """``(data, dataset, data_dir)`` for parity: the one asked for or the run's
+    recorded one; ``data`` is ``None`` without either (synthetic inputs then)."""
+    if dataset is None and source.dataset is None:
+        return None, dataset, data_dir
+    return runs.dataset_for(
+        source.model.output_shape[-1], str(source.path), dataset=dataset, data_dir=data_dir,
+        recorded=(source.dataset, source.data_dir), missing="")
+
+
+def _binary_dense_report(dense: list, report: dict) -> dict:
+    """Binary dense layers, exported as the equal 1x1 binary convolutions (LCE
+    bitpacks those): how many became ``LceBconv2d``."""
+    missing = set(report["binary_convolutions"]["not_bitpacked"])
+    return {"keras": len(dense), "as_lce_bconv2d": len([n for n in dense if n not in missing]),
+            "layers": dense}
+
+
+def _parity_inputs(data: Optional[datasets.Dataset], image_shape,
+                   count: int) -> Tuple[np.ndarray, str]:
+    """``count`` parity inputs and how the report names them: the first test
+    images of ``data``, or synthetic inputs without a dataset."""
+    if data is not None:
+        return first_test_images(data, image_shape, count), f"{data.name} test images"
+    return synthetic_inputs(image_shape, count), SYNTHETIC
+
+
+def _write_export(output: Path, buf: bytes, report: dict, overwrite: bool) -> None:
+    """Both files complete before either is renamed into place: the flatbuffer
+    first, then its report; without ``overwrite`` neither replaces a file."""
     with atomic.atomic_path(report_path(output), overwrite) as tmp_report:
         tmp_report.write_text(json.dumps(report, indent=2) + "\n")
         with checksums.recorded_path(output, overwrite) as tmp_flatbuffer:
             tmp_flatbuffer.write_bytes(buf)
-    runs.set_latest_export(output)
-    return output, report
 
 
 def compare_with_keras(path: Path, source: Optional[Path] = None, *, dataset: Optional[str] = None,

@@ -197,5 +197,7 @@ def format_report(report: dict) -> str:
             f"{parity['max_abs_output_diff']:.2e}")
         lines += [f"{'':<24} {WHAT[key]} on {floor['flatbuffer'][key]} images, at most "
                   f"{floor['allowed'][key]} by the Keras model's rounding noise (jitter: "
-                  f"{', '.join(map(str, floor['jitter'][key]))})" for key in floor["allowed"]]
+                  f"{', '.join(map(str, floor['jitter'][key]))}): "
+                  f"{'passed' if floor['flatbuffer'][key] <= floor['allowed'][key] else 'failed'}"
+                  for key in floor["allowed"]]
     return "\n".join(lines)

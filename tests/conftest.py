@@ -11,6 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 import bnnzoo  # noqa: F401  (legacy Keras before TensorFlow, as users get it)
+import larq as lq
+import numpy as np
+import tensorflow as tf
+
+from bnnzoo.datasets.sources import Dataset
 
 REPO = Path(__file__).resolve().parents[1]
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -86,6 +91,47 @@ def assert_one_clear_error(result, *fragments):
     assert len(errors) == 1, result.output
     for fragment in fragments:
         assert str(fragment) in errors[0], errors[0]
+
+
+def tiny_bnn(side=8, name="tiny", binary_head=False):
+    """Float stem, two Bi-Real-style binary blocks, float (or binary) dense head."""
+    inp = tf.keras.Input((side, side, 1))
+    x = tf.keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inp)
+    x = tf.keras.layers.BatchNormalization()(x)
+    for i in range(2):
+        y = lq.layers.QuantConv2D(8, 3, padding="same", pad_values=1.0, use_bias=False,
+                                  input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+                                  kernel_constraint="weight_clip", name=f"binary_{i}")(x)
+        x = tf.keras.layers.add([x, tf.keras.layers.BatchNormalization()(y)])
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    if binary_head:  # XNOR-Net / BinaryAlexNet style: LCE has no binary dense kernel
+        out = lq.layers.QuantDense(10, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+                                   kernel_constraint="weight_clip", activation="softmax",
+                                   name="binary_dense")(x)
+    else:
+        out = tf.keras.layers.Dense(10, activation="softmax")(x)
+    model = tf.keras.Model(inp, out, name=name)
+    # Non-trivial BatchNorm statistics, so that folding them is exercised.
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 2, gamma.shape), rng.normal(0, 0.5, beta.shape),
+                               rng.normal(0, 0.5, mean.shape), rng.uniform(0.5, 2, var.shape)])
+    return model
+
+
+def fake_data(n=1000):
+    """A dataset of ``n`` 28x28x1 training images and 100 test images, of its
+    facts only (no readers): for resolving a configuration."""
+    return Dataset(name="fake", num_classes=10, image_shape=(28, 28, 1), source="test",
+                   split_sizes={"train": n, "test": 100}, _readers={})
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file below ``folder`` and its bytes: to show that nothing was written there."""
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(Path(folder).rglob("*"))
+            if p.is_file()}
 
 
 def session_folder(tmp_path_factory) -> Path:

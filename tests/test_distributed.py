@@ -3,10 +3,11 @@
 import json
 import socket
 import subprocess
+import types
 
 import pytest
 
-from conftest import cli_command, cli_env, requires_fashion_mnist, run_cli
+from conftest import cli_command, cli_env, requires_fashion_mnist, run_cli, snapshot
 
 # bireal18 at width 8 on 14x14 Fashion-MNIST: 40 steps of a global batch of 32.
 TINY = ["train", "bireal18", "--width", "8", "--input-size", "14", "--batch-size", "32",
@@ -119,3 +120,54 @@ def test_bad_tf_config_is_refused(monkeypatch, tf_config, message):
     assert distribution.cluster_spec()["task"]["index"] == 1
     with pytest.raises(ValueError, match="Unknown strategy"):
         distribution.make_strategy("parameter-server")
+
+
+@requires_fashion_mnist
+def test_a_non_chief_worker_resumes_from_the_chiefs_checkpoint_and_writes_nothing_of_its_own(
+        invoke, tmp_path, monkeypatch):
+    """A run killed after its first of two epochs, resumed by worker 1 of two
+    (``training.distribution``: only the chief writes the run directory): the
+    worker continues at epoch 2 from the chief's checkpoint (its weights, its
+    optimiser, its epoch counter), trains in a temporary copy it removes at
+    the end, and leaves every byte of the chief's run as it was."""
+    import tempfile
+
+    import tensorflow as tf
+
+    from bnnzoo.training import distribution
+
+    chief_dir = tmp_path / "run"
+    tiny = ["siman_resnet20", "--epochs", "2", "--steps-per-epoch", "1", "--batch-size", "8",
+            "--input-size", "8", "--validation-steps", "1", "--no-xla"]
+    assert invoke("train", *tiny, "--output", chief_dir).exit_code == 0
+    # Killed after epoch 1: its checkpoint the latest, no epoch-2 checkpoint, no model.h5.
+    checkpoints = chief_dir / "checkpoints"
+    for part in checkpoints.glob("ckpt-2.*"):
+        part.unlink()
+    (checkpoints / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\n'
+                                            'all_model_checkpoint_paths: "ckpt-1"\n')
+    (chief_dir / "model.h5").unlink()
+    chief_files = snapshot(chief_dir)
+
+    # Worker 1 of a two-worker cluster, in this process: the default strategy
+    # stands in for the cluster's (what the worker writes is tested here, not
+    # the all-reduce), and is_chief gives worker 1's answer.
+    cluster = tf.train.ClusterSpec({"worker": ["localhost:1", "localhost:2"]})
+    for index, chief in ((0, True), (1, False)):
+        resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+            cluster, task_type="worker", task_id=index)
+        assert distribution.is_chief(types.SimpleNamespace(cluster_resolver=resolver)) is chief
+    monkeypatch.setenv("TF_CONFIG", _tf_config([1, 2], 1))
+    monkeypatch.setattr(distribution, "make_strategy", lambda name: tf.distribute.get_strategy())
+    monkeypatch.setattr(distribution, "is_chief", lambda strategy: False)
+    worker_tmp = tmp_path / "worker-tmp"
+    worker_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(worker_tmp))
+    result = invoke("train", "siman_resnet20", "--resume", "--output", chief_dir,
+                    "--strategy", "multi-worker")
+    assert result.exit_code == 0, result.output
+    assert "Worker 1: training beside the chief" in result.output
+    assert f"writing to {worker_tmp}" in result.output
+    assert "at epoch 2/2" in result.output  # the chief's epoch counter, restored
+    assert snapshot(chief_dir) == chief_files  # nothing written into the chief's run
+    assert list(worker_tmp.iterdir()) == []  # its own copy removed

@@ -9,34 +9,7 @@ from bnnzoo import export
 from bnnzoo.export import flatbuffer as fb
 from bnnzoo.export import rounding_noise
 from bnnzoo.export.report import match_binary_layers
-
-
-def tiny_bnn(side=8, name="tiny", binary_head=False):
-    """Float stem, two Bi-Real-style binary blocks, float (or binary) dense head."""
-    inp = tf.keras.Input((side, side, 1))
-    x = tf.keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inp)
-    x = tf.keras.layers.BatchNormalization()(x)
-    for i in range(2):
-        y = lq.layers.QuantConv2D(8, 3, padding="same", pad_values=1.0, use_bias=False,
-                                  input_quantizer="ste_sign", kernel_quantizer="ste_sign",
-                                  kernel_constraint="weight_clip", name=f"binary_{i}")(x)
-        x = tf.keras.layers.add([x, tf.keras.layers.BatchNormalization()(y)])
-    x = tf.keras.layers.GlobalAveragePooling2D()(x)
-    if binary_head:  # XNOR-Net / BinaryAlexNet style: LCE has no binary dense kernel
-        out = lq.layers.QuantDense(10, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
-                                   kernel_constraint="weight_clip", activation="softmax",
-                                   name="binary_dense")(x)
-    else:
-        out = tf.keras.layers.Dense(10, activation="softmax")(x)
-    model = tf.keras.Model(inp, out, name=name)
-    # Non-trivial BatchNorm statistics, so that folding them is exercised.
-    rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 2, gamma.shape), rng.normal(0, 0.5, beta.shape),
-                               rng.normal(0, 0.5, mean.shape), rng.uniform(0.5, 2, var.shape)])
-    return model
+from conftest import tiny_bnn
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +211,44 @@ def test_damaged_flatbuffer_is_refused_before_the_interpreter(tiny, tmp_path):
     cut.write_bytes(buf[: len(buf) // 3])
     with pytest.raises(export.FlatbufferError):
         export.read_flatbuffer(cut)
+
+
+def test_int8_parity_holds_the_ranges_exact_and_fails_a_broken_int8_flatbuffer():
+    """A small binary net with int8 edges, calibrated on uniform(-1, 1) inputs:
+    the jitter leaves its ranges exact (the flatbuffer holds them as scales and
+    zero points) and restores every weight; the faithful flatbuffer is within
+    the int8 noise floor; the same flatbuffer with a binary layer dropped, or
+    its output scale a quarter, is not."""
+    from bnnzoo.export.int8_weights import on_int8_grid
+    from bnnzoo.quantizers.int8 import int8_ranges
+    from bnnzoo.training.calibration import calibrate
+    from bnnzoo.zoo.int8_edges import with_int8_edges
+
+    model = with_int8_edges(tiny_bnn(side=8, name="tiny_int8"))
+    images = np.random.default_rng(2).uniform(-1, 1, (256, 8, 8, 1)).astype(np.float32)
+    calibrate(model, [(images[:128], None), (images[128:], None)])
+    on_int8_grid(model)
+    buf = export.export_flatbuffer(model, "arm64")
+    ranges = [(float(r.range_min), float(r.range_max)) for r in int8_ranges(model)]
+    reference = model.predict(images, verbose=0)
+    seen = []
+    real_set_weights = model.set_weights
+
+    def recording(weights):  # what each draw gave the ranges
+        real_set_weights(weights)
+        seen.append([(float(r.range_min), float(r.range_max)) for r in int8_ranges(model)])
+
+    model.set_weights = recording
+    draws = rounding_noise.jitter_counts(model, images, reference,
+                                         epsilon=rounding_noise.INT8_EPSILON)
+    del model.set_weights
+    assert seen and all(drawn == ranges for drawn in seen)
+    assert model.predict(images, verbose=0) == pytest.approx(reference)  # weights restored
+    parity = export.parity_report(model, buf, images, int8=True)
+    assert parity["noise_floor"]["faithful"], parity
+    for name, bad in {"dropped": fb.with_scaled_bconv_output(buf, 1, 0.0, 0.0),
+                      "scale x0.25": fb.with_scaled_bconv_output(buf, 0, 0.25, 1.0)}.items():
+        verdict = rounding_noise.judge(
+            rounding_noise.counts(export.predict_flatbuffer(bad, images), reference), draws, 256,
+            keys=("top1",))
+        assert not verdict["faithful"], (name, verdict)

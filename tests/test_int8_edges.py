@@ -8,6 +8,7 @@ import pytest
 
 from bnnzoo import datasets, runs
 from bnnzoo.export import flatbuffer as fb
+from bnnzoo.export import rounding_noise
 from bnnzoo.export.convert import export_flatbuffer
 from bnnzoo.export.int8_weights import on_int8_grid, symmetric_int8
 from bnnzoo.export.parity import predict_flatbuffer
@@ -95,6 +96,20 @@ def test_int8_export_of_a_trained_run(trained, tmp_path, invoke):
     assert default_io["float"] == {"DEQUANTIZE": 1} and default_io["int8"]["QUANTIZE"] == 1
     broken_top1 = top1(predict_flatbuffer(broken_buf, images))
     assert broken_top1 < float_top1 - BOUND <= int8_top1, (broken_top1, float_top1, int8_top1)
+
+    # The parity verdict the export passed fails the same int8 flatbuffer with one binary
+    # layer dropped (measured on this run's recipe: 75 of 256 top-1s changed, bound 35).
+    stage = runs.load_source(run / "int8" / runs.MODEL).model
+    on_int8_grid(stage)
+    sample = np.asarray(images)[:256]
+    reference = stage.predict(sample, verbose=0)
+    draws = rounding_noise.jitter_counts(stage, sample, reference,
+                                         epsilon=rounding_noise.INT8_EPSILON)
+    dropped = fb.with_scaled_bconv_output((run / "export" / report["flatbuffer"]).read_bytes(),
+                                          8, 0.0, 0.0)
+    verdict = rounding_noise.judge(rounding_noise.counts(predict_flatbuffer(dropped, sample),
+                                                         reference), draws, 256, keys=("top1",))
+    assert not verdict["faithful"], verdict
 
 
 def test_a_concatenations_inputs_share_one_range_and_convert_to_int8():

@@ -13,7 +13,7 @@ from bnnzoo.training import TrainConfig, hardware, train, xla
 from bnnzoo.training.config import config_from_dict, resolve
 from bnnzoo.training.run import build_model
 from bnnzoo.zoo.binary_layers import binary_layers
-from conftest import requires_fashion_mnist
+from conftest import fake_data, requires_fashion_mnist
 
 
 @pytest.mark.parametrize("flags, gpus, expected", [
@@ -102,8 +102,6 @@ def test_runs_from_before_xla_and_precision_resume_as_they_trained():
 
 
 def test_multi_worker_runs_take_one_precision_whatever_each_machine_has():
-    from test_recipes import fake_data
-
     config = resolve(TrainConfig(model="bireal18", strategy="multi-worker"), fake_data())
     assert config.precision == "float32"
     explicit = resolve(TrainConfig(model="bireal18", strategy="multi-worker",

@@ -8,16 +8,11 @@ import pytest
 import tensorflow as tf
 
 from bnnzoo import zoo
-from bnnzoo.datasets.sources import Dataset
 from bnnzoo.training import TrainConfig, recipes
 from bnnzoo.training.config import resolve
 from bnnzoo.training.run import build_model, compile_model
 from bnnzoo.zoo.binary_layers import binary_kernels
-
-
-def fake_data(n=1000):
-    return Dataset(name="fake", num_classes=10, image_shape=(28, 28, 1), source="test",
-                   split_sizes={"train": n, "test": 100}, _readers={})
+from conftest import fake_data
 
 
 def test_bireal18_defaults_to_the_papers_recipe():

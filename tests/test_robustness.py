@@ -5,7 +5,9 @@ fails with a traceback shows up as an exception other than ``SystemExit``);
 the few that could crash the interpreter, or that must start from an empty
 home folder, run as subprocesses. One tiny training run (``tiny_run``, started
 in empty working and home folders) gives the files that are damaged here:
-copies of it, never the run itself.
+copies of it, never the run itself. Tests that need the real Fashion-MNIST (that run,
+parity and evaluation on its images) are gated one by one; atomic writes, the
+flatbuffer checks and the benchmark scripts' lint run without it.
 """
 
 import json
@@ -20,10 +22,8 @@ import tensorflow as tf
 
 from bnnzoo import atomic, runs
 from bnnzoo.training import history
-from conftest import REPO, assert_one_clear_error, cli_command, requires_fashion_mnist
-from test_export import tiny_bnn
-
-pytestmark = requires_fashion_mnist
+from conftest import (REPO, assert_one_clear_error, cli_command, requires_fashion_mnist, snapshot,
+                      tiny_bnn)
 
 TINY_TRAIN = ["siman_resnet20", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "8",
               "--input-size", "8", "--validation-steps", "1", "--no-xla"]
@@ -32,11 +32,6 @@ LIBRARY_CACHES = re.compile(r"^(\.keras(/keras\.json)?|\.cache(/matplotlib(/.*)?
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def snapshot(folder: Path) -> dict:
-    return {p.relative_to(folder): p.read_bytes() for p in sorted(Path(folder).rglob("*"))
-            if p.is_file()}
 
 
 def garble(path: Path, at: float = 0.5) -> None:
@@ -110,6 +105,7 @@ class Recorder:
 # ------------------------------------------------- nothing outside --output
 
 
+@requires_fashion_mnist
 def test_training_writes_nothing_outside_its_output_folder(tiny_run):
     run_dir, cwd, home = tiny_run
     assert list(cwd.iterdir()) == []  # no runs/latest pointer beside the user
@@ -122,6 +118,7 @@ def test_training_writes_nothing_outside_its_output_folder(tiny_run):
     assert not [p for p in run_dir.rglob(".*") if p.is_file()]  # no temporaries left
 
 
+@requires_fashion_mnist
 def test_a_run_logs_every_step_to_tensorboard_and_its_steps(tiny_run):
     run_dir = tiny_run[0]
     tags = set()
@@ -139,6 +136,7 @@ def current_umask() -> int:
     return mask
 
 
+@requires_fashion_mnist
 def test_export_writes_nothing_outside_its_output(invoke, tiny_files, tmp_path, monkeypatch):
     model_file, _ = tiny_files
     cwd, out = tmp_path / "cwd", tmp_path / "out"
@@ -216,6 +214,7 @@ def test_a_checkpoint_save_interrupted_before_it_is_recorded_keeps_the_previous_
     assert float(value.numpy()) == 1.0
 
 
+@requires_fashion_mnist
 def test_finishing_a_run_from_its_checkpoint_writes_model_h5_atomically(invoke, run_copy,
                                                                        monkeypatch):
     """Killed after the last checkpoint but before model.h5: --resume writes it."""
@@ -226,6 +225,7 @@ def test_finishing_a_run_from_its_checkpoint_writes_model_h5_atomically(invoke, 
     assert (run_copy / "model.h5").is_file() and run_copy / "model.h5" in recorder
 
 
+@requires_fashion_mnist
 def test_resume_with_more_epochs_extends_a_finished_run_and_refuses_what_it_cannot(invoke,
                                                                                     run_copy,
                                                                                     capsys):
@@ -286,6 +286,7 @@ def test_benchmark_scripts_write_their_results_through_bnnzoo_atomic():
 
 # HDF5 has no checksums on its data: bytes changed inside the weights load as
 # other weights. Its structure (superblock, headers, B-trees) is checked.
+@requires_fashion_mnist
 @pytest.mark.parametrize("damage", ["truncated", "garbled header"])
 def test_a_damaged_model_file_is_one_clear_error(invoke, run_copy, damage):
     DAMAGE[damage](run_copy / "model.h5")
@@ -298,6 +299,7 @@ def test_a_damaged_model_file_is_one_clear_error(invoke, run_copy, damage):
     assert snapshot(run_copy) == before  # no export folder, nothing rewritten
 
 
+@requires_fashion_mnist
 def test_a_damaged_config_is_one_clear_error(invoke, run_copy):
     (run_copy / "config.json").write_text('{"model": "siman_res')
     before = snapshot(run_copy)
@@ -307,6 +309,7 @@ def test_a_damaged_config_is_one_clear_error(invoke, run_copy):
     assert snapshot(run_copy) == before
 
 
+@requires_fashion_mnist
 @pytest.mark.parametrize("damage, part", [("truncated", "data-00000-of-00001"),
                                           ("garbled early", "data-00000-of-00001"),
                                           ("garbled", "index")])
@@ -321,6 +324,7 @@ def test_a_damaged_checkpoint_is_one_clear_error_and_stays_as_it_was(invoke, run
     assert snapshot(run_copy) == before  # not retrained over, no model.h5
 
 
+@requires_fashion_mnist
 def test_a_damaged_checkpoint_state_is_not_mistaken_for_a_fresh_run(invoke, run_copy):
     """``checkpoints/checkpoint`` unreadable: --resume must not start again from
     epoch 0 (losing every epoch and overwriting ckpt-1)."""
@@ -388,6 +392,7 @@ def test_any_damage_to_a_flatbuffer_is_a_flatbuffer_error(tiny_files):
             pass
 
 
+@requires_fashion_mnist
 def test_a_good_export_is_never_replaced_by_a_failed_or_unasked_one(invoke, tiny_files, tmp_path):
     model_file, _ = tiny_files
     out = tmp_path / "m.tflite"
@@ -415,6 +420,7 @@ def test_a_good_export_is_never_replaced_by_a_failed_or_unasked_one(invoke, tiny
 # ------------------------------------------------------------ bad input
 
 
+@requires_fashion_mnist
 def test_bad_training_input_is_one_clear_error(invoke, tmp_path):
     out = tmp_path / "run"
     cases = [
@@ -435,6 +441,7 @@ def test_bad_training_input_is_one_clear_error(invoke, tmp_path):
                            "/proc/forbidden")
 
 
+@requires_fashion_mnist
 def test_bad_evaluate_export_and_benchmark_input_is_one_clear_error(invoke, tiny_files, tmp_path):
     model_file, flatbuffer = tiny_files
     empty = tmp_path / "empty"
@@ -473,6 +480,7 @@ def test_bad_evaluate_export_and_benchmark_input_is_one_clear_error(invoke, tiny
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "flat.h5", "two.h5"]
 
 
+@requires_fashion_mnist
 def test_a_binary_model_whose_input_is_not_an_image_is_refused_by_export(invoke, tmp_path):
     import larq as lq
 

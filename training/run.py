@@ -168,35 +168,60 @@ def prepare_model(config: TrainConfig, run_dir: Path,
     resumed, its checkpoint holds them. Writes nothing, so a
     structure mismatch (``InitialisationError``) leaves no trace."""
     tf.keras.utils.set_random_seed(config.seed)
-    student = model = build_model(config)
+    student = build_model(config)
     teacher = runs.load_source(Path(config.teacher)) if config.teacher else None
-    if teacher:
-        model = TeacherStudent(student, teacher.model,
-                               attention_weight=config.attention_weight,
-                               output_weight=config.output_weight,
-                               temperature=config.temperature)
+    model = with_teacher(student, teacher.model, config) if teacher else student
     compile_model(model, config)
     if config.init_from and not tf.train.latest_checkpoint(run_dir / runs.CHECKPOINTS):
         same = teacher and Path(config.teacher).resolve() == Path(config.init_from).resolve()
         init = teacher if same else runs.load_source(Path(config.init_from))  # read once
-        copied = initialise_from(student, init.model)
-        print(f"Initialised {copied} layers from {config.init_from}.")
-        batches = None if data is None else datasets.pipeline(
-            data, "train", image_shape=config.input_shape, batch_size=config.batch_size,
-            training=True, seed=config.seed).take(SWITCH_BATCHES)
-        begin_binary_stage(student, init.model, batches)
+        initialise_student(student, init, config)
+        switch_to_binary(student, init.model, config, data)
         if config.int8_edges:
-            if data is None:
-                raise ValueError("Calibrating int8 ranges needs the run's training data.")
-            images = calibrate(student, datasets.pipeline(
-                data, "train", image_shape=config.input_shape, batch_size=config.batch_size,
-                limit=config.calibration_images))
-            print(f"Calibrated {len(int8_ranges(student))} int8 ranges on {images} training images.")
-        twin = zoo.model_entry(config.model).twin
-        if init.name not in (config.model, twin):
-            print(f"Note: {init.name} is not {config.model}'s real-valued twin "
-                  f"({twin or 'none registered'}); the structures match.")
+            calibrate_ranges(student, config, data)
     return model
+
+
+def with_teacher(student: tf.keras.Model, teacher: tf.keras.Model,
+                 config: TrainConfig) -> TeacherStudent:
+    """``student`` distilled from ``teacher`` with ``config``'s loss weights."""
+    return TeacherStudent(student, teacher, attention_weight=config.attention_weight,
+                          output_weight=config.output_weight, temperature=config.temperature)
+
+
+def initialise_student(student: tf.keras.Model, init: runs.ModelSource,
+                       config: TrainConfig) -> None:
+    """Copy ``init``'s weights into ``student`` (``training.initialise``); say so,
+    and whether ``init`` is another network than the model's real-valued twin."""
+    copied = initialise_from(student, init.model)
+    print(f"Initialised {copied} layers from {config.init_from}.")
+    twin = zoo.model_entry(config.model).twin
+    if init.name not in (config.model, twin):
+        print(f"Note: {init.name} is not {config.model}'s real-valued twin "
+              f"({twin or 'none registered'}); the structures match.")
+
+
+def switch_to_binary(student: tf.keras.Model, source: tf.keras.Model, config: TrainConfig,
+                     data: Optional[datasets.Dataset]) -> None:
+    """Where initialising from ``source`` switched convolutions from real to
+    binary weights: carry their magnitudes and (with ``data``) re-estimate the
+    BatchNorm statistics on ``SWITCH_BATCHES`` training batches (``training.switch``)."""
+    batches = None if data is None else datasets.pipeline(
+        data, "train", image_shape=config.input_shape, batch_size=config.batch_size,
+        training=True, seed=config.seed).take(SWITCH_BATCHES)
+    begin_binary_stage(student, source, batches)
+
+
+def calibrate_ranges(student: tf.keras.Model, config: TrainConfig,
+                     data: Optional[datasets.Dataset]) -> None:
+    """Calibrate ``student``'s int8 ranges on the first ``config.calibration_images``
+    training images (``training.calibration``)."""
+    if data is None:
+        raise ValueError("Calibrating int8 ranges needs the run's training data.")
+    images = calibrate(student, datasets.pipeline(
+        data, "train", image_shape=config.input_shape, batch_size=config.batch_size,
+        limit=config.calibration_images))
+    print(f"Calibrated {len(int8_ranges(student))} int8 ranges on {images} training images.")
 
 
 def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *,
