@@ -13,7 +13,7 @@ ranked (they are its teachers, not methods).
 """
 
 import dataclasses
-from typing import Dict, List, Optional
+from typing import Optional
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Row:
 
 
 R2B = "Real-to-Binary"
-ROWS: List[Row] = [
+ROWS: list[Row] = [
     Row("real-valued twin", "resnet18", binary=False),
     Row("XNOR-style", "xnor_resnet18"),
     Row("Bi-Real", "bireal18", init_row="real-valued twin"),
@@ -47,7 +47,7 @@ ROWS: List[Row] = [
         recipe="real2bin_short", ranked=False, binary=False),
     Row(R2B, "real2bin", "stage3-binary", recipe="real2bin_short"),
 ]
-BY_NAME: Dict[str, Row] = {row.name: row for row in ROWS}
+BY_NAME: dict[str, Row] = {row.name: row for row in ROWS}
 
 #: The aims of issue 17, each (higher row, lower row); "best binary" is checked apart.
 ORDER_AIMS = [(R2B, f"{R2B} strong baseline"), (f"{R2B} strong baseline", "XNOR-style"),
@@ -56,7 +56,7 @@ BEST_BINARY_GAP_AIM = 2.0  # points below the real twin
 FLATBUFFER_AIM = 0.1  # points between a flatbuffer's top-1 and its Keras model's
 
 
-def close_rows(top1: Dict[str, float], margin_points: float) -> List[str]:
+def close_rows(top1: dict[str, float], margin_points: float) -> list[str]:
     """The ranked rows whose top-1 lies within ``margin_points`` of another
     ranked row's (fractions in, row names out, in table order)."""
     ranked = [name for name in top1 if BY_NAME[name].ranked]

@@ -20,7 +20,6 @@ every flatbuffer's top-1 within 0.1 point of its Keras model's.
 import argparse
 import sys
 from pathlib import Path
-from typing import List
 
 import figures
 from accuracy_rows import BEST_BINARY_GAP_AIM, BY_NAME, FLATBUFFER_AIM, ORDER_AIMS
@@ -56,7 +55,7 @@ def summarise(result: dict) -> dict:
             "max_flatbuffer_difference_points": worst, "aims": aims}
 
 
-def _cells(runs: List[dict], key: str, fmt) -> str:
+def _cells(runs: list[dict], key: str, fmt) -> str:
     return " / ".join(fmt(r[key]) for r in runs)
 
 

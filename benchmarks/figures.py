@@ -31,7 +31,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, NamedTuple, Optional
 
 from bnnzoo import atomic
 
@@ -62,7 +62,7 @@ class FigureError(ValueError):
     """A marker that names no results file, no value in it or no renderer."""
 
 
-def documents(root: Path = REPO) -> List[Path]:
+def documents(root: Path = REPO) -> list[Path]:
     return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
@@ -70,7 +70,7 @@ def results_file(name: str, root: Path = REPO) -> Path:
     return root / name if "/" in name else root / RESULTS.relative_to(REPO) / name
 
 
-def load(name: str, cache: Dict[str, dict], root: Path) -> dict:
+def load(name: str, cache: dict[str, dict], root: Path) -> dict:
     if name not in cache:
         path = results_file(name, root)
         if not path.is_file():
@@ -130,23 +130,23 @@ def _line(match) -> int:
     return match.string.count("\n", 0, match.start()) + 1
 
 
-def unclosed(text: str) -> List[Problem]:
+def unclosed(text: str) -> list[Problem]:
     """A marker that opens and never closes (on its own line, for a single
     figure) would be skipped silently: one problem each."""
     whole = {m.start() for m in FIGURE.finditer(text)} | {m.start() for m in BLOCK.finditer(text)}
-    opening = re.compile("<!-- (?:figure|%s): " % "|".join(map(re.escape, BLOCKS)))
+    opening = re.compile("<!-- (?:figure|{}): ".format("|".join(map(re.escape, BLOCKS))))
     return [Problem(_line(m), text[m.start():].partition("\n")[0][:70],
                     "not closed, or not a marker of this module's forms")
             for m in opening.finditer(text) if m.start() not in whole]
 
 
-def rewrite(text: str, root: Path = REPO, retarget: Optional[Dict[str, str]] = None,
-            kinds=None) -> Tuple[str, List[Problem]]:
+def rewrite(text: str, root: Path = REPO, retarget: Optional[dict[str, str]] = None,
+            kinds=None) -> tuple[str, list[Problem]]:
     """``text`` with every marker rendered again from the results files under
     ``root``, and its problems. ``retarget`` names another results file for a
     kind of block; ``kinds`` limits the blocks rendered (and then leaves single
     figures alone)."""
-    cache: Dict[str, dict] = {}
+    cache: dict[str, dict] = {}
     problems = []
 
     def figure(match):
@@ -185,8 +185,8 @@ def rewrite(text: str, root: Path = REPO, retarget: Optional[Dict[str, str]] = N
     return updated, sorted(problems)
 
 
-def run(write: bool, retarget: Optional[Dict[str, str]] = None, kinds=None,
-        root: Path = REPO) -> List[Tuple[str, Problem]]:
+def run(write: bool, retarget: Optional[dict[str, str]] = None, kinds=None,
+        root: Path = REPO) -> list[tuple[str, Problem]]:
     """Every document's problems, with the document's path from ``root``;
     with ``write``, the documents rendered again (a marker that cannot be
     rendered is left as it is). ``root``: the repository, or a copy of its

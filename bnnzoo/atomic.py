@@ -9,7 +9,8 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Union
+from collections.abc import Iterator
 
 from bnnzoo.errors import OutputExists
 

@@ -8,7 +8,7 @@ import platform
 from pathlib import Path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cpuinfo() -> dict:
     """The first processor's fields in ``/proc/cpuinfo`` (empty elsewhere)."""
     fields = {}

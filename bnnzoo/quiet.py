@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 NATIVE_NOISE = re.compile(
     rb"^(WARNING: All log messages before absl::InitializeLog|[IW]\d{4} [\d:. ]+\d+ \S+:\d+\])")

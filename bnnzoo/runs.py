@@ -29,7 +29,7 @@ import os
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional
 
 import tensorflow as tf
 
@@ -262,8 +262,8 @@ def load_source(target: Optional[Path] = None) -> ModelSource:
 
 def dataset_for(num_classes: int, predictor: str, *, dataset: Optional[str] = None,
                 data_dir: Optional[str] = None,
-                recorded: Tuple[Optional[str], Optional[str]] = (None, None),
-                missing: str) -> Tuple[datasets.Dataset, str, Optional[str]]:
+                recorded: tuple[Optional[str], Optional[str]] = (None, None),
+                missing: str) -> tuple[datasets.Dataset, str, Optional[str]]:
     """The dataset a model is tested on: ``dataset`` if given, else the
     ``recorded`` (dataset, data_dir) of the model (its run's ``config.json``, a
     flatbuffer's export report); a given ``data_dir`` overrides the recorded one.

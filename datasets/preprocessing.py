@@ -16,7 +16,8 @@ scale (their averages for one channel).
 Labels come out one-hot, as label smoothing needs.
 """
 
-from typing import Optional, Sequence
+from typing import Optional
+from collections.abc import Sequence
 
 import tensorflow as tf
 from larq_zoo.training.data import MEAN_RGB, STDDEV_RGB

@@ -11,7 +11,8 @@ import pickle
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Optional
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -60,11 +61,11 @@ class Dataset:
 
     name: str
     num_classes: int
-    image_shape: Tuple[Optional[int], Optional[int], int]
+    image_shape: tuple[Optional[int], Optional[int], int]
     source: str
-    split_sizes: Dict[str, int]
-    _readers: Dict[str, Callable[[], tf.data.Dataset]] = field(repr=False)
-    class_names: Optional[List[str]] = None
+    split_sizes: dict[str, int]
+    _readers: dict[str, Callable[[], tf.data.Dataset]] = field(repr=False)
+    class_names: Optional[list[str]] = None
     encoded: bool = False
     flip: bool = True
 
@@ -147,7 +148,7 @@ def _is_cifar_folder(folder: Path) -> bool:
     return (folder / "test_batch").is_file() and (folder / "data_batch_1").is_file()
 
 
-def _read_cifar_batch(path: Path) -> Tuple[np.ndarray, np.ndarray]:
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     with open(path, "rb") as f:
         batch = pickle.load(f, encoding="bytes")
     x = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
@@ -182,7 +183,7 @@ def _is_image_folder(root: Path) -> bool:
     return (root / "train").is_dir() and _eval_dir(root) is not None
 
 
-def _list_images(split_dir: Path, class_names: Sequence[str]) -> Tuple[List[str], List[int]]:
+def _list_images(split_dir: Path, class_names: Sequence[str]) -> tuple[list[str], list[int]]:
     files, labels = [], []
     for label, cls in enumerate(class_names):
         for path in sorted((split_dir / cls).rglob("*")) if (split_dir / cls).is_dir() else []:
@@ -275,7 +276,7 @@ def read_tfds(name: str, data_dir: Optional[Path]) -> Dataset:
 # --- Finding a dataset ---------------------------------------------------------------
 
 
-def _candidate_dirs(name: str, data_dir: Optional[Path]) -> List[Path]:
+def _candidate_dirs(name: str, data_dir: Optional[Path]) -> list[Path]:
     variants = [name, name.replace("_", "-"), name.replace("-", "_")]
     if name == "cifar10":
         variants += ["cifar-10-batches-py", "cifar-10"]

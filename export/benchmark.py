@@ -29,7 +29,8 @@ import secrets
 import time
 import warnings
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Union
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -67,7 +68,7 @@ def _model_file(model_path: PathLike) -> Path:
     return path
 
 
-def _checked(model_path: PathLike, binary: Optional[PathLike], counts: dict) -> Tuple[Path, Path]:
+def _checked(model_path: PathLike, binary: Optional[PathLike], counts: dict) -> tuple[Path, Path]:
     """The model file and the ``lce_benchmark_model`` binary, both checked, and
     the counts checked: what a run of the binary needs."""
     model = _model_file(model_path)

@@ -14,7 +14,8 @@ must be ``Key=Value`` (none can become a command-line option).
 import re
 import shlex
 from pathlib import Path
-from typing import List, NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple, Optional, Union
+from collections.abc import Sequence
 
 from .benchmark_devices import BINARY_NAME, BenchmarkError, Device, PathLike
 
@@ -26,7 +27,7 @@ CONNECT_TIMEOUT_S = 10
 class Step(NamedTuple):
     """One local command: its arguments, a local file for its standard input, what it does."""
 
-    argv: List[str]
+    argv: list[str]
     what: str
     stdin: Optional[Path] = None
 
@@ -77,7 +78,7 @@ def adb_commands(device: Device, binary: PathLike, model: PathLike, remote_dir: 
     )
 
 
-def _ssh_options(ssh_options: Union[str, Sequence[str]]) -> List[str]:
+def _ssh_options(ssh_options: Union[str, Sequence[str]]) -> list[str]:
     options = [ssh_options] if isinstance(ssh_options, str) else list(ssh_options)
     for option in options:
         if not isinstance(option, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*=[^\r\n]+", option):
@@ -87,7 +88,7 @@ def _ssh_options(ssh_options: Union[str, Sequence[str]]) -> List[str]:
     return options
 
 
-def ssh_base(device: Device, ssh_options: Union[str, Sequence[str]] = ()) -> List[str]:
+def ssh_base(device: Device, ssh_options: Union[str, Sequence[str]] = ()) -> list[str]:
     """``ssh`` to the device, never prompting; the remote command is appended as one string.
 
     ``BatchMode=yes`` comes first and ssh keeps the first value it gets, so it
@@ -103,7 +104,7 @@ def ssh_base(device: Device, ssh_options: Union[str, Sequence[str]] = ()) -> Lis
     return argv + ["--", device.ssh_destination]
 
 
-def ssh_mktemp_command(device: Device, ssh_options: Union[str, Sequence[str]] = ()) -> List[str]:
+def ssh_mktemp_command(device: Device, ssh_options: Union[str, Sequence[str]] = ()) -> list[str]:
     return ssh_base(device, ssh_options) + ['mktemp -d "${TMPDIR:-/tmp}/bnnzoo-benchmark.XXXXXX"']
 
 

@@ -25,7 +25,7 @@ from .benchmark_devices import BINARY_NAME, BenchmarkError
 
 def _g(value: float) -> str:
     """A double as C++ streams print it by default (six significant digits, ``%g``)."""
-    return "%g" % value
+    return f"{value:g}"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,6 @@ first (``large_kernels``), so they are bitpacked too.
 """
 
 import tempfile
-from typing import Dict
 
 import larq_compute_engine as lce
 import tensorflow as tf
@@ -34,13 +33,13 @@ class ConversionError(UserError):
 
 
 #: Our targets -> LCE's converter target, and who runs them.
-TARGETS: Dict[str, str] = {
+TARGETS: dict[str, str] = {
     "arm64": "arm",   # Android phones, 64-bit Raspberry Pi OS: LCE's optimised kernels
     "armv7": "arm",   # 32-bit Raspberry Pi OS: same flatbuffer, no optimised binary kernels
     "xcore": "xcore",  # XMOS xcore.ai
 }
 
-TARGET_NOTES: Dict[str, str] = {
+TARGET_NOTES: dict[str, str] = {
     "armv7": ("LCE's fastest binary kernels (its aarch64 BGEMM) need a 64-bit OS: on "
               "32-bit Raspberry Pi OS this flatbuffer runs, but slower. For speed install the "
               "64-bit OS and use --target arm64 (the same flatbuffer)."),

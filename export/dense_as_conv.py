@@ -11,7 +11,6 @@ the same weights in a \(1 \times 1 \times C \times U\) kernel on the input
 reshaped to \(1 \times 1 \times C\), so the rewrite changes no value.
 """
 
-from typing import List, Tuple
 
 import larq as lq
 import numpy as np
@@ -49,7 +48,7 @@ def rewritable(layer) -> bool:
             and len(layer.input_shape) == 2)
 
 
-def binary_dense_as_conv(model: tf.keras.Model) -> Tuple[tf.keras.Model, List[str]]:
+def binary_dense_as_conv(model: tf.keras.Model) -> tuple[tf.keras.Model, list[str]]:
     """``model`` with each rewritable binary dense layer replaced by
     :class:`BinaryDenseAsConv` (same name, same weights); and their names.
     A model without one is returned as it is."""

@@ -16,7 +16,7 @@ import collections
 import contextlib
 import dataclasses
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 
 import flatbuffers
 import numpy as np
@@ -43,11 +43,11 @@ class Operator:
     """One operator of the flatbuffer's main graph."""
 
     name: str                         # builtin name (CONV_2D) or LCE custom code (LceBconv2d)
-    input_names: Tuple[str, ...]      # names of its input tensors (TensorFlow op paths)
-    output_names: Tuple[str, ...]
-    output_shape: Tuple[int, ...]
-    weight_shape: Optional[Tuple[int, ...]]  # its constant filter / weights, if any
-    options: Dict                     # LCE's custom options (flexbuffer), else {}
+    input_names: tuple[str, ...]      # names of its input tensors (TensorFlow op paths)
+    output_names: tuple[str, ...]
+    output_shape: tuple[int, ...]
+    weight_shape: Optional[tuple[int, ...]]  # its constant filter / weights, if any
+    options: dict                     # LCE's custom options (flexbuffer), else {}
     macs: int                         # multiply-accumulates per image (0 if none)
     output_type: str = "FLOAT32"      # element type of its (first) output: FLOAT32, INT8, ...
     weight_type: Optional[str] = None  # element type of its constant weights, if any
@@ -62,7 +62,7 @@ class Operator:
         return self.name == BCONV
 
     @property
-    def signature(self) -> Tuple:
+    def signature(self) -> tuple:
         """(k_h, k_w, c_in, c_out, stride_h, stride_w) of a convolution."""
         if self.name == BCONV:
             c_out, k_h, k_w, _ = self.weight_shape
@@ -119,7 +119,7 @@ def _macs(name: str, output_shape, weight_shape, options) -> int:
     return 0
 
 
-def operators(buf: bytes) -> List[Operator]:
+def operators(buf: bytes) -> list[Operator]:
     """The operators of the main subgraph, in execution order."""
     model = _model(buf)
     graph = model.subgraphs[0]
@@ -156,13 +156,13 @@ def operators(buf: bytes) -> List[Operator]:
     return found
 
 
-def operator_histogram(buf: bytes) -> Dict[str, int]:
+def operator_histogram(buf: bytes) -> dict[str, int]:
     """How many times each operator occurs, most frequent first."""
     counts = collections.Counter(op.name for op in operators(buf))
     return dict(counts.most_common())
 
 
-def precision_report(buf: bytes) -> Dict:
+def precision_report(buf: bytes) -> dict:
     """Which operators compute in int8 and which in float (by their output's
     element type), and the real-valued convolution / dense operators whose
     weights are still float."""
@@ -179,7 +179,7 @@ def precision_report(buf: bytes) -> Dict:
     }
 
 
-def io_types(buf: bytes) -> Tuple[List[str], List[str]]:
+def io_types(buf: bytes) -> tuple[list[str], list[str]]:
     """Element types (``FLOAT32``, ``INT8``...) of the model's inputs and outputs."""
     graph = _model(buf).subgraphs[0]
     kind = lambda i: _TENSOR_TYPES.get(graph.tensors[i].type, "UNKNOWN")  # noqa: E731
@@ -187,14 +187,14 @@ def io_types(buf: bytes) -> Tuple[List[str], List[str]]:
         return [kind(i) for i in graph.inputs], [kind(i) for i in graph.outputs]
 
 
-def input_shape(buf: bytes) -> Tuple[int, ...]:
+def input_shape(buf: bytes) -> tuple[int, ...]:
     """Shape of the model's (first) input without the batch axis, e.g. ``(28, 28, 1)``."""
     graph = _model(buf).subgraphs[0]
     with _damaged():
         return tuple(int(d) for d in graph.tensors[graph.inputs[0]].shape[1:])
 
 
-def output_shape(buf: bytes) -> Tuple[int, ...]:
+def output_shape(buf: bytes) -> tuple[int, ...]:
     """Shape of the model's (first) output without the batch axis, e.g. ``(10,)``."""
     graph = _model(buf).subgraphs[0]
     with _damaged():

@@ -20,7 +20,6 @@ way, so the rewrite changes no value (the kernel constraint acts only in
 training and is dropped).
 """
 
-from typing import List, Tuple
 
 import larq as lq
 import tensorflow as tf
@@ -40,7 +39,7 @@ def too_large_to_fold(layer) -> bool:
     return kernel.shape.num_elements() * kernel.dtype.size * 8 > FOLDING_LIMIT_BITS
 
 
-def quantize_large_kernels(model: tf.keras.Model) -> Tuple[tf.keras.Model, List[str]]:
+def quantize_large_kernels(model: tf.keras.Model) -> tuple[tf.keras.Model, list[str]]:
     """``model`` with each kernel :func:`too_large_to_fold` replaced by its
     quantized value and the layer's kernel quantizer removed (same names, same
     other weights); and those layers' names. A model without one is returned

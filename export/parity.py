@@ -28,7 +28,7 @@ accuracy difference instead fails a faithful export by chance on another CPU.
 """
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import larq_compute_engine as lce
 import numpy as np

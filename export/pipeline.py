@@ -14,7 +14,7 @@ import datetime
 import json
 import tempfile
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 
@@ -76,7 +76,7 @@ def export_model(source_path: Optional[Path] = None, *, target: str = "arm64",
                  output: Optional[Path] = None, dataset: Optional[str] = None,
                  data_dir: Optional[str] = None, parity_images: int = 256,
                  min_agreement: Optional[float] = None, int8: bool = False,
-                 int8_io: bool = False, overwrite: bool = False) -> Tuple[Path, dict]:
+                 int8_io: bool = False, overwrite: bool = False) -> tuple[Path, dict]:
     """Export a run (default: the latest) or a Keras model file; return (file, report).
 
     Parity runs on the first ``parity_images`` test images of ``dataset`` (or
@@ -176,7 +176,7 @@ def _binary_dense_report(dense: list, report: dict) -> dict:
 
 
 def _parity_inputs(data: Optional[datasets.Dataset], image_shape,
-                   count: int) -> Tuple[np.ndarray, str]:
+                   count: int) -> tuple[np.ndarray, str]:
     """``count`` parity inputs and how the report names them: the first test
     images of ``data``, or synthetic inputs without a dataset."""
     if data is not None:

@@ -21,7 +21,8 @@ For one Keras model and its flatbuffer the report holds
 :func:`check_report` turns a failed proof into :class:`ExportError`.
 """
 
-from typing import List, Optional, Sequence
+from typing import Optional
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -41,7 +42,7 @@ def _layer_signature(layer) -> tuple:
     return (k_h, k_w, c_in, c_out, int(stride_h), int(stride_w))
 
 
-def match_binary_layers(layers: Sequence, ops: Sequence[fb.Operator]) -> List[str]:
+def match_binary_layers(layers: Sequence, ops: Sequence[fb.Operator]) -> list[str]:
     """Names of the binary ``layers`` with no ``LceBconv2d`` of their own in ``ops``."""
     free = [op for op in ops if op.binary]
     unmatched = []

@@ -61,7 +61,7 @@ is judged (int8 outputs move every output by a step).
 """
 
 import math
-from typing import Dict, List, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -98,7 +98,7 @@ def poisson_upper_mean(total: int, draws: int, alpha: float = ALPHA) -> float:
     return high / draws
 
 
-def allowed_count(draw_counts: List[int], images: int, alpha: float = ALPHA) -> int:
+def allowed_count(draw_counts: list[int], images: int, alpha: float = ALPHA) -> int:
     r"""The most images a faithful flatbuffer may count, given the jitter draws'
     counts: the \((1-\alpha)\) Poisson quantile at \(\mu^+\), at most ``images``."""
     mean = poisson_upper_mean(int(sum(draw_counts)), len(draw_counts), alpha)
@@ -114,14 +114,14 @@ def moved(outputs: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.abs(outputs - reference).max(axis=-1) > MOVED * scale
 
 
-def counts(outputs: np.ndarray, reference: np.ndarray) -> Dict[str, int]:
+def counts(outputs: np.ndarray, reference: np.ndarray) -> dict[str, int]:
     """Images whose top-1 changed and whose outputs moved, against ``reference``."""
     return {"top1": int((outputs.argmax(-1) != reference.argmax(-1)).sum()),
             "moved": int(moved(outputs, reference).sum())}
 
 
 def jitter_counts(model: tf.keras.Model, images: np.ndarray, reference: np.ndarray, *,
-                  epsilon: float = EPSILON, draws: int = DRAWS, seed: int = 0) -> List[dict]:
+                  epsilon: float = EPSILON, draws: int = DRAWS, seed: int = 0) -> list[dict]:
     """:func:`counts` of ``draws`` jittered copies of ``model`` (module docstring;
     int8 ranges left exact). The model's weights are restored afterwards, whatever happens."""
     rng = np.random.default_rng(seed)
@@ -146,7 +146,7 @@ def jitter_counts(model: tf.keras.Model, images: np.ndarray, reference: np.ndarr
     return found
 
 
-def judge(lce_counts: Dict[str, int], draws: List[dict], images: int,
+def judge(lce_counts: dict[str, int], draws: list[dict], images: int,
           keys: Sequence[str] = ("top1", "moved")) -> dict:
     """The flatbuffer's counts against the jitter's (the ``keys`` judged): bounds and verdict."""
     bounds = {key: allowed_count([d[key] for d in draws], images) for key in keys}

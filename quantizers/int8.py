@@ -96,7 +96,7 @@ class Int8Range(tf.keras.layers.Layer):
             x, self.range_min, self.range_max, num_bits=NUM_BITS, narrow_range=False)
 
     def _tie_nudge(self, x):
-        """\(10^{-3} s \operatorname{sign}(t)\), \(t\) the raw int8 level of ``x``
+        r"""\(10^{-3} s \operatorname{sign}(t)\), \(t\) the raw int8 level of ``x``
         (module docstring), with the op's own nudged range."""
         scale = (self.range_max - self.range_min) / (2**NUM_BITS - 1)
         zero = tf.round(-self.range_min / scale)  # z in [0, 255]; raw int8 zero point z - 128

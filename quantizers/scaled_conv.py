@@ -17,8 +17,9 @@ from .border_corrected_conv import BorderCorrectedQuantConv2D
 
 @lq.utils.register_keras_custom_object
 class ScaledQuantConv2D(BorderCorrectedQuantConv2D):
-    """larq's ``QuantConv2D`` (its constant padding border-corrected in training) followed by a learnable per-output-channel scale
-    ``alpha`` (initialised to the mean absolute initial kernel of the channel)."""
+    """larq's ``QuantConv2D`` (its constant padding border-corrected in training)
+    followed by a learnable per-output-channel scale ``alpha`` (initialised to the
+    mean absolute initial kernel of the channel)."""
 
     # What training asks of the layer (zoo.binary_layers): alpha scales each output
     # channel, so a real -> binary weight switch carries the magnitudes into it,

@@ -8,7 +8,8 @@ DATA = Path(__file__).parent / "data"
 # The only real lce_benchmark_model run at hand: QuickNet on a Raspberry Pi 4B,
 # as recorded in shared/stack.md (section "lce_benchmark_model").
 QUICKNET_COUNT_LINE = "count=50 first=31929 curr=31278 min=31138 max=31929 avg=31420.6 std=260"
-QUICKNET_SUMMARY = "Inference timings in us: Init: 1471, First inference: 41707, Warmup (avg): 32491.4, Inference (avg): 31420.6"
+QUICKNET_SUMMARY = ("Inference timings in us: Init: 1471, First inference: 41707, "
+                   "Warmup (avg): 32491.4, Inference (avg): 31420.6")
 
 # What each recorded output says, read off the files by eye: the last
 # "Inference timings" line and the timed runs' "count=" line.

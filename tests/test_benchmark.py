@@ -25,11 +25,11 @@ import pytest
 from bnnzoo.export import benchmark as bm
 from bnnzoo.export.benchmark_devices import BenchmarkError
 from bnnzoo.export.benchmark_report import parse_benchmark_output
+from recorded_outputs import NASTY, RECORDED, TIMINGS, recorded
 
 DATA = Path(__file__).parent / "data"
 SSHD = Path("/usr/sbin/sshd")
 
-from recorded_outputs import NASTY, RECORDED, TIMINGS, recorded
 
 # ------------------------------------------------------------------- host
 

@@ -77,7 +77,7 @@ def test_two_workers_on_loopback_reach_the_single_device_result(tmp_path, single
             cli_command(*TINY, "--strategy", "multi-worker", "--output", run_dir),
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [worker.communicate(timeout=900) for worker in workers]
-    for worker, (stdout, stderr) in zip(workers, outputs):
+    for worker, (_stdout, stderr) in zip(workers, outputs):
         assert worker.returncode == 0, stderr[-3000:]
     # Both workers trained the same replicated model: the same epoch figures.
     rows = [line for stdout, _ in outputs for line in stdout.splitlines() if "val_accuracy" in line]

@@ -18,7 +18,7 @@ SMALL = dict(input_shape=(32, 32, 3), num_classes=10)
 BINARY_CONVS = {"bireal18": 16, "bireal34": 32, "bireal50": 48, "bireal101": 99, "bireal152": 150}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def small(name):
     """Each model built once for the whole module (the 152-layer ones take a while)."""
     return zoo.get_model(name, **SMALL)
@@ -53,9 +53,9 @@ def test_every_binary_conv_has_its_own_shortcut(name):
     model = small(name)
     layers = binary_layers(model)
     assert len(layers) == BINARY_CONVS[name] == len(binary_operations(model))
-    assert {type(l.input_quantizer).__name__ for l in layers} == {"BiRealApproxSign"}
-    assert {type(l.kernel_quantizer).__name__ for l in layers} == {"BiRealMagnitudeAwareSign"}
-    adds = [l for l in model.layers if isinstance(l, tf.keras.layers.Add)]
+    assert {type(layer.input_quantizer).__name__ for layer in layers} == {"BiRealApproxSign"}
+    assert {type(layer.kernel_quantizer).__name__ for layer in layers} == {"BiRealMagnitudeAwareSign"}
+    adds = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Add)]
     assert len(adds) == len(layers)  # one shortcut per binary conv, none shared
     for layer in layers:
         path = shortcut_path(layer)
@@ -99,12 +99,12 @@ def test_bireal34_is_resnet34s_stages():
 def test_real_twin_has_the_binary_nets_layers_without_quantization(binary, real):
     b, r = small(binary), small(real)
     assert [w.shape for w in b.weights] == [w.shape for w in r.weights]
-    assert [type(l).__name__ for l in b.layers] == [type(l).__name__ for l in r.layers]
+    assert [type(layer).__name__ for layer in b.layers] == [type(layer).__name__ for layer in r.layers]
     assert binary_layers(r) == []
-    quantized = [l for l in r.layers if getattr(l, "input_quantizer", None) is not None]
+    quantized = [layer for layer in r.layers if getattr(layer, "input_quantizer", None) is not None]
     assert len(quantized) == BINARY_CONVS[binary]
-    assert all(isinstance(l.input_quantizer, BiRealHardTanh) and l.kernel_quantizer is None
-               and l.kernel_constraint is None for l in quantized)
+    assert all(isinstance(layer.input_quantizer, BiRealHardTanh) and layer.kernel_quantizer is None
+               and layer.kernel_constraint is None for layer in quantized)
 
 
 def test_flops_as_the_paper_counts_them():
@@ -127,11 +127,11 @@ def test_xnor_baseline_has_two_convs_per_shortcut_and_plain_sign():
     model = small("xnor_resnet18")
     layers = binary_layers(model)
     assert len(layers) == 16 and len(binary_operations(model)) == 16
-    assert [l.input_quantizer.__class__.__name__ for l in layers] == ["SteSign"] * 16
-    assert all(isinstance(l.kernel_quantizer, XNORScaledSign) for l in layers)
+    assert [layer.input_quantizer.__class__.__name__ for layer in layers] == ["SteSign"] * 16
+    assert all(isinstance(layer.kernel_quantizer, XNORScaledSign) for layer in layers)
     kernel = tf.random.stateless_normal((3, 3, 4, 8), seed=(1, 2))
     np.testing.assert_array_equal(XNORScaledSign()(kernel), xnor_weight_scale(kernel))
-    adds = [l for l in model.layers if isinstance(l, tf.keras.layers.Add)]
+    adds = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Add)]
     assert len(adds) == 8  # one shortcut per basic block of two binary convs
     for first, second in zip(layers[::2], layers[1::2]):
         assert _consumer(_consumer(first)) is second  # sign -> conv -> BN -> sign -> conv

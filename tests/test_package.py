@@ -18,7 +18,8 @@ def clean_env(**extra):
 
 def test_importing_bnnzoo_selects_legacy_keras_without_the_user_setting_anything():
     code = ("import bnnzoo, tensorflow as tf, larq as lq; "
-            "print(tf.keras.layers.Dense.__module__.split('.')[0]); print(lq.quantizers.get('bireal_approx_sign').precision)")
+            "print(tf.keras.layers.Dense.__module__.split('.')[0]); "
+            "print(lq.quantizers.get('bireal_approx_sign').precision)")
     out = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True,
                          text=True, timeout=300, cwd=REPO.parent)
     assert out.returncode == 0, out.stderr
@@ -135,9 +136,9 @@ def test_one_import_path_from_the_repository_root_and_elsewhere(tmp_path):
     registry, module, keras_class, count = seen[0]
     assert module == "bnnzoo.zoo.bireal" and keras_class == "bnnzoo.zoo.core" and int(count) > 10
     folders = ["zoo", "export", "training", "quantizers", "datasets"]
-    code = ("for folder in %r:\n"
+    code = (f"for folder in {folders!r}:\n"
             "    try:\n        __import__(folder)\n"
-            "    except ImportError as err:\n        print(err)" % folders)
+            "    except ImportError as err:\n        print(err)")
     out = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True,
                          text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr

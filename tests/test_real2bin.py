@@ -40,15 +40,15 @@ def test_real2bin_is_larq_zoos_real_to_binary_net_weight_for_weight():
         pad_values = 0.0  # larq-zoo's padding
 
     ours = ZeroPadded(input_shape=(96, 96, 3), num_classes=10).build()
-    assert [l.name.replace("r2b_bnn", "real2bin") for l in ref.layers[1:]] == \
-        [l.name for l in ours.layers[1:]]
+    assert [layer.name.replace("r2b_bnn", "real2bin") for layer in ref.layers[1:]] == \
+        [layer.name for layer in ours.layers[1:]]
     ours.set_weights(ref.get_weights())  # same order, same shapes
     x = images(4, (96, 96, 3))
     np.testing.assert_allclose(ours(x, training=False), ref(x, training=False), atol=1e-6)
     # The default +1 padding computes something else on the same weights.
     padded = zoo.get_model("real2bin", input_shape=(96, 96, 3), num_classes=10)
     padded.set_weights(ref.get_weights())
-    first = [tf.keras.Model(m.input, m.layers[[l.name[-15:] for l in m.layers].index(
+    first = [tf.keras.Model(m.input, m.layers[[layer.name[-15:] for layer in m.layers].index(
         "block_2a_conv2d")].output) for m in (padded, ours)]
     assert np.abs(first[0](x) - first[1](x)).max() > 1  # at the borders
 
@@ -70,15 +70,15 @@ def test_imagenet_weights_are_larq_zoos_pinned_file(monkeypatch, tmp_path):
     assert model.count_params() == 11_995_624  # larq-zoo's table
     for a, b in zip(model.get_weights(), reference.get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert {l.pad_values for l in binary_operations(model)} == {0.0}  # as trained
+    assert {layer.pad_values for layer in binary_operations(model)} == {0.0}  # as trained
 
 
 def test_layout_blocks_and_quantizers():
     model = zoo.get_model("real2bin", **SMALL)
     convs = binary_operations(model)
     assert len(convs) == 16
-    assert {(l.input_quantizer.__class__.__name__, l.kernel_quantizer.__class__.__name__,
-             l.kernel_constraint.__class__.__name__, l.pad_values) for l in convs} == \
+    assert {(layer.input_quantizer.__class__.__name__, layer.kernel_quantizer.__class__.__name__,
+             layer.kernel_constraint.__class__.__name__, layer.pad_values) for layer in convs} == \
         {("SteSign", "SteSign", "weight_clip", 1.0)}
     points = attention_points(model)
     assert [tuple(p.shape[1:]) for p in points] == [
@@ -92,8 +92,8 @@ def test_layout_blocks_and_quantizers():
         (prelu,) = [n.outbound_layer for n in multiply._outbound_nodes]
         (add,) = [n.outbound_layer for n in prelu._outbound_nodes]
         assert isinstance(prelu, tf.keras.layers.PReLU) and isinstance(add, tf.keras.layers.Add)
-    shortcuts = [l for l in model.layers if l.name.endswith("_shortcut_conv2d")]
-    assert [l.kernel.shape[-1] for l in shortcuts] == [32, 64, 128]  # blocks 4, 6, 8
+    shortcuts = [layer for layer in model.layers if layer.name.endswith("_shortcut_conv2d")]
+    assert [layer.kernel.shape[-1] for layer in shortcuts] == [32, 64, 128]  # blocks 4, 6, 8
 
 
 def test_gate_is_sigmoid_of_two_dense_layers_on_the_pooled_real_input():
@@ -102,7 +102,7 @@ def test_gate_is_sigmoid_of_two_dense_layers_on_the_pooled_real_input():
     model.set_weights([(rng.uniform(0.5, 2, w.shape) if "variance" in w.name
                         else rng.normal(size=w.shape) * 0.5).astype("float32")
                        for w in model.weights])
-    layer = {l.name: l for l in model.layers}
+    layer = {layer.name: layer for layer in model.layers}
     name = "real2bin_block_4a"
     probe = tf.keras.Model(model.input, [layer[f"{name}_batch_norm"].output,
                                          layer[f"{name}_conv2d"].output,
@@ -132,7 +132,7 @@ def test_baseline_scale_is_a_learned_row_column_channel_constant_and_exports():
     rescale.scale_h.assign(-rescale.scale_h)
     rescale.scale_h.assign(rescale.scale_h.constraint(rescale.scale_h))
     assert float(tf.reduce_min(rescale.scale_h)) == 0.0  # kept non-negative
-    assert not [l for l in model.layers if isinstance(l, tf.keras.layers.Dense)][:-1]  # no gate
+    assert not [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Dense)][:-1]  # no gate
     # Exported: 16 LceBconv2d that LCE's interpreter runs, matching Keras.
     buf = export.export_flatbuffer(model, "arm64")
     assert flatbuffer.operator_histogram(buf)["LceBconv2d"] == 16
@@ -150,17 +150,17 @@ def test_stage_variants_are_one_architecture_with_switched_quantizers():
     x = images()
     for name, (inp, kernel, pad) in expected.items():
         stage = variant(model, name)
-        convs = [l for l in stage.layers if l.name.endswith("_conv2d") and "shortcut" not in l.name
-                 and "block_1_" not in l.name]
+        convs = [layer for layer in stage.layers if layer.name.endswith("_conv2d") and "shortcut" not in layer.name
+                 and "block_1_" not in layer.name]
         assert len(convs) == 16
-        assert {(type(l.input_quantizer).__name__ if l.input_quantizer else None,
-                 type(l.kernel_quantizer).__name__ if l.kernel_quantizer else None,
-                 l.pad_values) for l in convs} == {(inp, kernel, pad)}, name
-        assert initialise_from(stage, model) == len([l for l in model.layers if l.weights])
+        assert {(type(layer.input_quantizer).__name__ if layer.input_quantizer else None,
+                 type(layer.kernel_quantizer).__name__ if layer.kernel_quantizer else None,
+                 layer.pad_values) for layer in convs} == {(inp, kernel, pad)}, name
+        assert initialise_from(stage, model) == len([layer for layer in model.layers if layer.weights])
         assert stage.predict(x, verbose=0).shape == (4, 10)
     t = tf.constant([-2.0, -0.3, 0.0, 0.5, 3.0])
     soft = variant(model, "soft_activations")
-    q = [l for l in soft.layers if l.name == "real2bin_block_2a_conv2d"][0].input_quantizer
+    q = [layer for layer in soft.layers if layer.name == "real2bin_block_2a_conv2d"][0].input_quantizer
     with tf.GradientTape() as tape:
         tape.watch(t)
         y = q(t)
@@ -221,8 +221,8 @@ def test_teacher_student_adds_both_losses_and_trains_only_the_student():
 
     def parts(model):
         names = ["_block_2_out", "_block_3_out", "_logits"]
-        layers = [l for n in names for l in model.layers if l.name.endswith(n)]
-        return tf.keras.Model(model.input, [l.output for l in layers])(x)
+        layers = [layer for n in names for layer in model.layers if layer.name.endswith(n)]
+        return tf.keras.Model(model.input, [layer.output for layer in layers])(x)
 
     (sa, sb, sl), (ta, tb, tl) = [[t.numpy() for t in parts(m)] for m in (student, teacher)]
     att = 30 * np.mean([((attention(s) - attention(t)) ** 2).mean(axis=1)

@@ -100,7 +100,7 @@ def test_imagenet_layout_stem_and_batchnorm_init():
 def test_resnet20_is_the_cifar_resnet():
     model = zoo.get_model("siman_resnet20")
     assert model.input_shape == (None, 32, 32, 3) and model.output_shape == (None, 10)
-    assert [l.filters for l in binary_layers(model)] == [16] * 6 + [32] * 6 + [64] * 6
+    assert [layer.filters for layer in binary_layers(model)] == [16] * 6 + [32] * 6 + [64] * 6
     assert 0.26e6 < model.count_params() < 0.28e6  # "ResNet20 | 20 layers | 0.27M"
     stem = layers_of(model, tf.keras.layers.Conv2D)[0]
     assert stem.kernel_size == (3, 3) and stem.filters == 16
@@ -138,17 +138,17 @@ def test_strided_shortcuts_sample_where_the_strided_conv_centres(side):
 def test_resnet18_cifar_basic_blocks_with_binary_downsample():
     model = zoo.get_model("siman_resnet18_cifar")
     layers = binary_layers(model)
-    three = [l for l in layers if l.kernel_size == (3, 3)]
-    ones = [l for l in layers if l.kernel_size == (1, 1)]
+    three = [layer for layer in layers if layer.kernel_size == (3, 3)]
+    ones = [layer for layer in layers if layer.kernel_size == (1, 1)]
     assert len(three) == 16 and len(ones) == 3 and len(layers_of(model, tf.keras.layers.Add)) == 8
-    assert [l.filters for l in ones] == [128, 256, 512] and all(l.strides == (2, 2) for l in ones)
+    assert [layer.filters for layer in ones] == [128, 256, 512] and all(layer.strides == (2, 2) for layer in ones)
     assert not layers_of(model, tf.keras.layers.PReLU)  # hard tanh in this one
 
 
 def test_vgg_small_layout():
     model = zoo.get_model("siman_vgg_small")
-    assert [l.filters for l in binary_layers(model)] == [128, 256, 256, 512, 512]
-    (conv0,) = [l for l in model.layers if type(l) is tf.keras.layers.Conv2D]
+    assert [layer.filters for layer in binary_layers(model)] == [128, 256, 256, 512, 512]
+    (conv0,) = [layer for layer in model.layers if type(layer) is tf.keras.layers.Conv2D]
     assert conv0.filters == 128 and conv0.kernel_size == (3, 3)
     assert len(layers_of(model, tf.keras.layers.MaxPool2D)) == 3
     assert layers_of(model, tf.keras.layers.Dense)[0].kernel.shape == (512 * 4 * 4, 10)
@@ -246,7 +246,7 @@ def test_cli_trains_siman_resnet20_and_exports_it_bitpacked(tmp_path, invoke):
     history = json.loads((run_dir / "history.json").read_text())
     assert history[-1]["val_accuracy"] > 0.3  # chance is 0.1
     model = load_model_file(run_dir / "model.h5")  # p reached 0 on the last epoch
-    assert {float(l.kernel_constraint.p.numpy()) for l in binary_layers(model)} == {0.0}
+    assert {float(layer.kernel_constraint.p.numpy()) for layer in binary_layers(model)} == {0.0}
     loads = subprocess.run([sys.executable, "-c", "import sys, bnnzoo, tensorflow as tf; "
                             "tf.keras.models.load_model(sys.argv[1], compile=False)",
                             str(run_dir / "model.h5")], capture_output=True, text=True)

@@ -30,7 +30,7 @@ def randomised(model, seed=0):
 def test_clip_initialisation_copies_the_twin_layer_for_layer():
     twin = randomised(zoo.get_model("resnet18", **SMALL))
     binary = zoo.get_model("bireal18", **SMALL)
-    assert initialise_from(binary, twin) == len([l for l in binary.layers if l.weights])
+    assert initialise_from(binary, twin) == len([layer for layer in binary.layers if layer.weights])
     for a, b in zip(binary.get_weights(), twin.get_weights()):
         np.testing.assert_array_equal(a, b)
 
@@ -49,9 +49,9 @@ def test_clip_initialisation_refuses_another_structure():
 def test_variants_switch_only_the_binary_layers_quantizers():
     model = zoo.get_model("bireal18", **SMALL)
     step1 = variant(model, "binary_activations")
-    layers = [l for l in step1.layers if getattr(l, "input_quantizer", None) is not None]
+    layers = [layer for layer in step1.layers if getattr(layer, "input_quantizer", None) is not None]
     assert len(layers) == 16 and binary_layers(step1) == []
-    assert all(l.kernel_quantizer is None and l.input_quantizer.precision == 1 for l in layers)
+    assert all(layer.kernel_quantizer is None and layer.input_quantizer.precision == 1 for layer in layers)
     unscaled = variant(model, "unscaled_weights")
     assert len(binary_operations(unscaled)) == 16
     layer = binary_layers(unscaled)[0]
@@ -63,7 +63,7 @@ def test_variants_switch_only_the_binary_layers_quantizers():
 
 
 def conv_kernels(model):
-    return [l.kernel.numpy() for l in model.layers if isinstance(l, tf.keras.layers.Conv2D)]
+    return [layer.kernel.numpy() for layer in model.layers if isinstance(layer, tf.keras.layers.Conv2D)]
 
 
 def test_batchnorm_only_trains_nothing_else():
@@ -73,7 +73,7 @@ def test_batchnorm_only_trains_nothing_else():
     trainable = {w.name.split("/")[-1].split(":")[0] for w in model.trainable_weights}
     assert trainable == {"gamma", "beta"}
     assert len(model.trainable_weights) == 2 * len(
-        [l for l in model.layers if isinstance(l, tf.keras.layers.BatchNormalization)])
+        [layer for layer in model.layers if isinstance(layer, tf.keras.layers.BatchNormalization)])
 
 
 @requires_fashion_mnist
@@ -94,7 +94,7 @@ def test_twin_then_two_step_from_it_in_one_resumable_run(tmp_path, invoke):
         assert (run_dir / step / "model.h5").is_file(), step
     step1 = load_model_file(run_dir / steps[0] / "model.h5")
     assert binary_layers(step1) == []  # real weights, binary activations
-    assert len([l for l in step1.layers if getattr(l, "input_quantizer", None)]) == 16
+    assert len([layer for layer in step1.layers if getattr(layer, "input_quantizer", None)]) == 16
     step2 = load_model_file(run_dir / steps[1] / "model.h5")
     assert len(binary_operations(step2)) == 16
     # Learning rate ~0: step 1 still holds the twin's kernels (clip initialisation).

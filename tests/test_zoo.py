@@ -123,16 +123,17 @@ def test_bireal18_has_16_binary_convs_each_with_its_own_shortcut(imagenet_bireal
         assert isinstance(layer.input_quantizer, BiRealApproxSign)
         assert isinstance(layer.kernel_quantizer, BiRealMagnitudeAwareSign)
         assert layer.get_config()["pad_values"] == 1.0 and not layer.use_bias
-    adds = [l for l in model.layers if isinstance(l, tf.keras.layers.Add)]
+    adds = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Add)]
     assert len(adds) == 16  # one shortcut per binary conv
     # Downsampling shortcuts: AvgPool -> real 1x1 conv -> BN, at the three stage changes.
-    pools = [l for l in model.layers if isinstance(l, tf.keras.layers.AveragePooling2D)]
+    pools = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.AveragePooling2D)]
     assert [p.pool_size for p in pools][:3] == [(2, 2)] * 3
-    real_1x1 = [l for l in model.layers if type(l) is tf.keras.layers.Conv2D and l.kernel_size == (1, 1)]
+    real_1x1 = [layer for layer in model.layers
+                if type(layer) is tf.keras.layers.Conv2D and layer.kernel_size == (1, 1)]
     assert len(real_1x1) == 3
     # No ReLU anywhere.
-    assert not any(isinstance(l, (tf.keras.layers.ReLU, tf.keras.layers.PReLU)) for l in model.layers)
-    assert not any(getattr(l, "activation", None) is tf.keras.activations.relu for l in model.layers)
+    assert not any(isinstance(layer, (tf.keras.layers.ReLU, tf.keras.layers.PReLU)) for layer in model.layers)
+    assert not any(getattr(layer, "activation", None) is tf.keras.activations.relu for layer in model.layers)
     # ImageNet stem: 7x7/2 conv then 3x3/2 max-pool.
     assert model.layers[1].kernel_size == (7, 7) and model.layers[1].strides == (2, 2)
     assert isinstance(model.layers[3], tf.keras.layers.MaxPool2D)
@@ -182,7 +183,7 @@ def test_imagenet_weights_build_the_zero_padded_layout(monkeypatch):
     model = zoo.bireal18(weights="imagenet")
     assert loaded["file_hash"] == "6e6efac1584fcd60dd024198c87f42eb53b5ec719a5ca1f527e1fe7e8b997117"
     assert loaded["path"] == "weights.h5"
-    assert all(l.get_config()["pad_values"] == 0.0 for l in binary_layers(model))
+    assert all(layer.get_config()["pad_values"] == 0.0 for layer in binary_layers(model))
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (64, 64, 3)])
@@ -190,7 +191,7 @@ def test_small_inputs_use_the_small_image_stem(shape):
     model = zoo.bireal18(input_shape=shape, num_classes=10)
     stem = model.layers[1]
     assert stem.kernel_size == (3, 3) and stem.strides == (1, 1)
-    assert not any(isinstance(l, tf.keras.layers.MaxPool2D) for l in model.layers)
+    assert not any(isinstance(layer, tf.keras.layers.MaxPool2D) for layer in model.layers)
     # Resolution halves only at the three stage changes.
     assert binary_layers(model)[-1].output_shape[1] == -(-shape[0] // 8)
 

@@ -13,7 +13,7 @@ does it; the quantization-aware fine-tune that follows (``training.int8_stage``)
 then trains the network with those ranges in place.
 """
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import tensorflow as tf

@@ -23,7 +23,7 @@ import contextlib
 import json
 import os
 import platform
-from typing import List, Optional
+from typing import Optional
 
 import tensorflow as tf
 
@@ -47,18 +47,18 @@ def cpu_flags() -> set:
     return set(_cpuinfo().get("flags", "").split())
 
 
-def gpus() -> List[str]:
+def gpus() -> list[str]:
     return [device.name for device in tf.config.list_physical_devices("GPU")]
 
 
-def bf16_gpus() -> List[str]:
+def bf16_gpus() -> list[str]:
     """The GPUs with native bfloat16: compute capability 8.0 (Ampere) and later."""
     return [device.name for device in tf.config.list_physical_devices("GPU")
             if tuple(tf.config.experimental.get_device_details(device).get(
                 "compute_capability") or (0, 0)) >= (8, 0)]
 
 
-def native_bf16() -> List[str]:
+def native_bf16() -> list[str]:
     """What computes bfloat16 natively here: "GPU", "AMX-BF16", "AVX512-BF16"."""
     found = ["GPU"] if bf16_gpus() else []
     return found + [name for flag, name in BF16_FLAGS.items() if flag in cpu_flags()]

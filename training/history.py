@@ -12,7 +12,8 @@ import io
 import json
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Optional
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -21,18 +22,18 @@ from bnnzoo import atomic, runs
 PLOT_EVERY_SECONDS = 30
 
 
-def read_history(run_dir: Path) -> List[Dict[str, float]]:
+def read_history(run_dir: Path) -> list[dict[str, float]]:
     path = Path(run_dir) / runs.HISTORY_JSON
     return json.loads(path.read_text()) if path.is_file() else []
 
 
-def read_steps(run_dir: Path) -> List[Dict[str, float]]:
+def read_steps(run_dir: Path) -> list[dict[str, float]]:
     path = Path(run_dir) / runs.STEPS_JSON
     return json.loads(path.read_text()) if path.is_file() else []
 
 
-def write_history(run_dir: Path, history: List[Dict[str, float]],
-                  steps: Optional[List[Dict[str, float]]] = None, *, plot: bool = True) -> None:
+def write_history(run_dir: Path, history: list[dict[str, float]],
+                  steps: Optional[list[dict[str, float]]] = None, *, plot: bool = True) -> None:
     """history.json / .csv (per epoch), steps.json (per training step, if
     given) and (if ``plot``) curves.png, titled from the run's config.json."""
     run_dir = Path(run_dir)
@@ -49,8 +50,8 @@ def write_history(run_dir: Path, history: List[Dict[str, float]],
         draw_curves(run_dir, history, steps)
 
 
-def draw_curves(run_dir: Path, history: List[Dict[str, float]],
-                steps: Optional[List[Dict[str, float]]] = None) -> None:
+def draw_curves(run_dir: Path, history: list[dict[str, float]],
+                steps: Optional[list[dict[str, float]]] = None) -> None:
     """curves.png of ``history``, titled from the run's config.json."""
     try:
         config = json.loads((run_dir / runs.CONFIG).read_text())
@@ -60,8 +61,8 @@ def draw_curves(run_dir: Path, history: List[Dict[str, float]],
     plot_curves(history, run_dir / runs.CURVES, steps=steps or [], title=title)
 
 
-def plot_curves(history: List[Dict[str, float]], target: Path, *,
-                steps: Sequence[Dict[str, float]] = (), title: str = "") -> dict:
+def plot_curves(history: list[dict[str, float]], target: Path, *,
+                steps: Sequence[dict[str, float]] = (), title: str = "") -> dict:
     """Three panels against epochs: the loss (per epoch, and each training
     step's as a faint trace), top-1 and top-5 accuracy (train and validation),
     and the learning rate (per step where recorded). Returns what it drew:

@@ -8,7 +8,6 @@ kind (convolution, depthwise convolution, dense, BatchNorm) and in every
 weight's shape; the first disagreement stops with a message naming both layers.
 """
 
-from typing import List
 
 import tensorflow as tf
 
@@ -31,7 +30,7 @@ def _kind(layer) -> str:
     return next((name for name, cls in _KINDS if isinstance(layer, cls)), type(layer).__name__)
 
 
-def weighted_layers(model: tf.keras.Model) -> List[tf.keras.layers.Layer]:
+def weighted_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
     """The layers holding weights, nested models flattened, in order; int8
     ranges are not weights of the network (calibration sets them)."""
     found = []

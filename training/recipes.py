@@ -6,7 +6,7 @@ latent weights only matter through their sign (Bi-Real Net, SiMaN).
 """
 
 import dataclasses
-from typing import List, Optional, Tuple, Union
+from typing import Optional, Union
 
 import tensorflow as tf
 
@@ -25,11 +25,11 @@ class Recipe:
     steps ("step").
     ``weight_decay`` never touches binary kernels or their learned scales
     (``zoo.binary_layers.undecayed_weights``). ``weight_decay_mode``:
-    "decoupled" (AdamW / SGDW: \( w \leftarrow w - \eta\lambda w \) beside the
-    update) or "l2" (PyTorch's ``weight_decay``: \( \lambda w \) added to the
-    gradient, i.e. \( \tfrac{\lambda}{2}\lVert w \rVert^2 \) added to the
-    loss, which momentum then accumulates; about \( 1/(1-\mu) \) times
-    stronger than decoupled decay of the same \( \lambda \)) or "l2_kernels"
+    "decoupled" (AdamW / SGDW: \\( w \\leftarrow w - \\eta\\lambda w \\) beside the
+    update) or "l2" (PyTorch's ``weight_decay``: \\( \\lambda w \\) added to the
+    gradient, i.e. \\( \tfrac{\\lambda}{2}\\lVert w \rVert^2 \\) added to the
+    loss, which momentum then accumulates; about \\( 1/(1-\\mu) \\) times
+    stronger than decoupled decay of the same \\( \\lambda \\)) or "l2_kernels"
     (the same on the convolution and dense kernels only, the classifier's
     excepted: Keras's ``kernel_regularizer=l2(λ/2)``, as larq-zoo sets it).
 
@@ -44,7 +44,7 @@ class Recipe:
     (``output_weight``, softmax ``temperature``), see ``training.distill``.
 
     ``decay_multipliers`` gives a "step" schedule's factors one by one
-    (\( \eta_0 m_k \) after the \(k\)-th boundary) where they are not powers
+    (\\( \\eta_0 m_k \\) after the \\(k\\)-th boundary) where they are not powers
     of one ``decay_factor`` (larq-zoo's XNOR-Net and DoReFa-Net tasks). With
     ``binary_optimizer``, the binary kernels (larq's ``Bop.is_binary_variable``)
     are trained by that optimiser at ``binary_learning_rate`` and every other
@@ -64,9 +64,9 @@ class Recipe:
     momentum: float = 0.9
     warmup_epochs: int = 0
     weight_decay_mode: str = "decoupled"
-    decay_at: Tuple[float, ...] = ()  # "step": fractions of the run where the rate drops
+    decay_at: tuple[float, ...] = ()  # "step": fractions of the run where the rate drops
     decay_factor: float = 0.1
-    stages: Tuple["Stage", ...] = ()
+    stages: tuple["Stage", ...] = ()
     final_stage_lr_factor: float = 1.0
     final_stage_weight_decay: Optional[float] = None
     final_stage_variant: str = "binary"  # zoo.variants: the fully binary stage's quantizers
@@ -74,7 +74,7 @@ class Recipe:
     output_weight: float = 0.0
     temperature: float = 1.0
     adam_epsilon: float = 1e-7  # Keras's default; larq-zoo's tasks set 1e-8 or 1e-5 for some
-    decay_multipliers: Tuple[float, ...] = ()  # "step": the rate's factor after each boundary
+    decay_multipliers: tuple[float, ...] = ()  # "step": the rate's factor after each boundary
     binary_optimizer: str = ""  # "adam": the binary kernels get their own optimiser (QuickNet)
     binary_learning_rate: float = 0.0  # its rate at reference_batch_size
     reference: str = ""
@@ -110,7 +110,7 @@ TWO_STEP = (Stage("step1-binary-activations", "binary_activations"),
             Stage("step2-binary", "binary"))
 
 
-def _steps(epochs: int, *boundaries: int) -> Tuple[float, ...]:
+def _steps(epochs: int, *boundaries: int) -> tuple[float, ...]:
     """Epoch boundaries as the fractions of the run ``decay_at`` holds."""
     return tuple(b / epochs for b in boundaries)
 
@@ -326,7 +326,7 @@ def make_optimizer(
     total_steps: int,
     steps_per_epoch: int,
     weight_decay: float,
-    no_decay: Optional[List[tf.Variable]] = None,
+    no_decay: Optional[list[tf.Variable]] = None,
 ) -> tf.keras.optimizers.Optimizer:
     """The recipe's optimiser (Keras's, each update one fused kernel:
     ``training.fused_optimizers``); decoupled weight decay skips ``no_decay``."""
@@ -376,7 +376,7 @@ def binary_case_optimizer(recipe: Recipe, learning_rate: float, total_steps: int
         default_optimizer=make(recipe.optimizer, learning_rate))
 
 
-def add_l2_penalty(model: tf.keras.Model, weights: List[tf.Variable], weight_decay: float):
+def add_l2_penalty(model: tf.keras.Model, weights: list[tf.Variable], weight_decay: float):
     r"""Coupled weight decay: \( \tfrac{\lambda}{2} \sum_w \lVert w \rVert^2 \) added to
     ``model``'s loss, so each of ``weights`` gets \( \lambda w \) in its gradient."""
     if weights:
@@ -384,7 +384,7 @@ def add_l2_penalty(model: tf.keras.Model, weights: List[tf.Variable], weight_dec
             [tf.reduce_sum(tf.square(w)) for w in weights]))
 
 
-def decayed_weights(model: tf.keras.Model, mode: str, undecayed: List[tf.Variable]):
+def decayed_weights(model: tf.keras.Model, mode: str, undecayed: list[tf.Variable]):
     """The trainable weights that coupled ("l2") decay reaches: all but
     ``undecayed``, or ("l2_kernels") only convolution and dense kernels, the
     last dense layer's (the classifier) excepted."""

@@ -14,7 +14,7 @@ SiMaN's clip) runs as a callback.
 import dataclasses
 import sys
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Optional
 
 import tensorflow as tf
 
@@ -40,7 +40,7 @@ def write_run_config(run_dir: Path, config: TrainConfig) -> None:
     runs.write_config(run_dir, {**dataclasses.asdict(config), "versions": runs.package_versions()})
 
 
-def epoch_schedules(model: tf.keras.Model, epochs: int) -> List[tf.keras.callbacks.Callback]:
+def epoch_schedules(model: tf.keras.Model, epochs: int) -> list[tf.keras.callbacks.Callback]:
     """The per-epoch schedules ``model``'s quantizers and constraints ask for:
     each kind with an ``epoch_schedule(epochs)`` class method (SiMaN's clip,
     whose p falls to 0) gives one callback."""
@@ -80,7 +80,7 @@ def build_model(config: TrainConfig) -> tf.keras.Model:
     return model
 
 
-def use_xla(config: TrainConfig) -> Tuple[bool, str]:
+def use_xla(config: TrainConfig) -> tuple[bool, str]:
     """Whether ``config``'s training step compiles with XLA, and why (training.xla)."""
     if config.xla != "auto":
         return xla.choose(config.xla, "", None, config.batch_size)

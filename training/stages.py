@@ -40,7 +40,6 @@ The functions take a ``training.config.TrainConfig`` and return new ones
 
 import dataclasses
 from pathlib import Path
-from typing import List, Tuple
 
 from bnnzoo import zoo
 from bnnzoo.errors import UserError
@@ -52,7 +51,7 @@ from . import recipes
 RECALIBRATION = recipes.Stage("step3-batchnorm", "unscaled_weights")
 
 
-def declared(config) -> Tuple[recipes.Stage, ...]:
+def declared(config) -> tuple[recipes.Stage, ...]:
     """The stages ``config``'s recipe declares, ``TWO_STEP`` for ``--two-step``,
     none for a single run."""
     stages = recipes.chosen_recipe(zoo.model_entry(config.model).recipe, config.recipe).stages
@@ -62,7 +61,7 @@ def declared(config) -> Tuple[recipes.Stage, ...]:
     return recipes.TWO_STEP if config.two_step else stages
 
 
-def describe(stages: Tuple[recipes.Stage, ...]) -> str:
+def describe(stages: tuple[recipes.Stage, ...]) -> str:
     """How a recipe with ``stages`` trains, in words for a message."""
     if not stages:
         return "in one stage"
@@ -71,7 +70,7 @@ def describe(stages: Tuple[recipes.Stage, ...]) -> str:
     return f"in {len(stages)} {kind} ({', '.join(stage.name for stage in stages)})"
 
 
-def plan(config, run_dir: Path) -> List[Tuple[str, object]]:
+def plan(config, run_dir: Path) -> list[tuple[str, object]]:
     """The stage directories' names (relative to ``run_dir``) and
     configurations, in order; ``[("", config)]`` for a single run."""
     if config.stage is not None or not declared(config):
@@ -79,7 +78,7 @@ def plan(config, run_dir: Path) -> List[Tuple[str, object]]:
     return _stages(config, run_dir)
 
 
-def _stages(config, run_dir: Path) -> List[Tuple[str, object]]:
+def _stages(config, run_dir: Path) -> list[tuple[str, object]]:
     """A staged recipe's (or ``--two-step``'s) stages, numbered: each after the
     first starts from the one before, and a taught one is taught by it."""
     run_dir = Path(run_dir).resolve()

@@ -52,7 +52,8 @@ layer sees in training mode,
 only evaluation moves back to where the real stage ended.
 """
 
-from typing import Iterable, List, Optional, Tuple
+from typing import Optional
+from collections.abc import Iterable
 
 import numpy as np
 import tensorflow as tf
@@ -65,7 +66,7 @@ from .initialise import weighted_layers
 _COMMUTING = (tf.keras.layers.PReLU, tf.keras.layers.Multiply)
 
 
-def switched_convolutions(model: tf.keras.Model, source: tf.keras.Model) -> List:
+def switched_convolutions(model: tf.keras.Model, source: tf.keras.Model) -> list:
     """The binary layers of ``model`` whose counterpart in ``source`` (matched
     by ``training.initialise``'s order) has real weights."""
     binary = {id(layer) for layer in binary_layers(model)}
@@ -116,7 +117,7 @@ def _carry(scale_layer, s: np.ndarray) -> None:
         scale.assign(scale.numpy() * s.reshape((1,) * (len(scale.shape) - 1) + (-1,)))
 
 
-def carry_magnitudes(model: tf.keras.Model, switched: List) -> Tuple[int, float]:
+def carry_magnitudes(model: tf.keras.Model, switched: list) -> tuple[int, float]:
     r"""Carry each switched convolution's \(s_c\) into its scale; return how
     many were carried and the median \(1/s_c\) (how much the outputs grew)."""
     carried, factors = 0, []

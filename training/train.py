@@ -16,7 +16,7 @@ import shlex
 import shutil
 import time
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional
 
 import tensorflow as tf
 
@@ -121,7 +121,7 @@ def default_run_dir(config: TrainConfig) -> Path:
     return runs.runs_root() / f"{config.model}-{dataset}-{stamp}"
 
 
-def prepare_run(config: TrainConfig, output: Optional[Path], resume: bool) -> Tuple[Path, TrainConfig]:
+def prepare_run(config: TrainConfig, output: Optional[Path], resume: bool) -> tuple[Path, TrainConfig]:
     """The run directory and its configuration, new or (``resume``) stored.
 
     Never overwrites: a new run refuses an existing non-empty directory; a

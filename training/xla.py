@@ -21,7 +21,7 @@ import os
 import statistics
 import time
 from pathlib import Path
-from typing import Callable, Tuple
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -67,7 +67,7 @@ def seconds_per_step(model: tf.keras.Model, batch_size: int, steps: int = 3,
 
 
 def choose(requested: str, key: str, compiled_model: Callable[[bool], tf.keras.Model],
-           batch_size: int) -> Tuple[bool, str]:
+           batch_size: int) -> tuple[bool, str]:
     """(use XLA, why) for ``requested`` in ``on | off | auto``.
 
     ``compiled_model(jit_compile)`` builds and compiles a fresh copy of the

@@ -19,7 +19,6 @@ from .real_twins import resnet18, resnet34, resnet50, resnet101, resnet152
 from .siman import siman_resnet18, siman_resnet34
 from .siman_cifar import siman_resnet18_cifar, siman_resnet20, siman_vgg_small
 from .xnor import xnor_resnet18
-from .larq_zoo_models import LARQ_ZOO_MODELS
 from .larq_zoo_models import (binary_alexnet, binary_densenet28, binary_densenet37,
                               binary_densenet45, binary_resnet_e18, dorefanet, meliusnet22,
                               quicknet, quicknet_large, quicknet_small, xnornet)
@@ -29,4 +28,7 @@ __all__ = ["get_model", "list_models", "model_entry", "register_model", "check_i
            "bireal18", "bireal34", "bireal50", "bireal101", "bireal152",
            "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "xnor_resnet18",
            "siman_resnet18", "siman_resnet34", "siman_resnet20", "siman_resnet18_cifar",
-           "siman_vgg_small", "real2bin", "real2bin_baseline", *LARQ_ZOO_MODELS]
+           "siman_vgg_small", "real2bin", "real2bin_baseline",
+           "binary_alexnet", "binary_densenet28", "binary_densenet37", "binary_densenet45",
+           "binary_resnet_e18", "dorefanet", "meliusnet22", "quicknet", "quicknet_large",
+           "quicknet_small", "xnornet"]

@@ -15,7 +15,7 @@ particular model's attribute names. Two class attributes, both optional:
   (SiMaN's ``alpha``). A binary layer's latent kernel is never decayed.
 """
 
-from typing import List, Optional
+from typing import Optional
 
 import tensorflow as tf
 
@@ -35,7 +35,7 @@ def is_binary_operation(layer: tf.keras.layers.Layer) -> bool:
     return is_binary_layer(layer) and _precision(getattr(layer, "input_quantizer", None)) == 1
 
 
-def binary_layers(model: tf.keras.Model) -> List[tf.keras.layers.Layer]:
+def binary_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
     """The binary layers of ``model``, nested models included, in order."""
     found = []
     for layer in model.layers:
@@ -46,12 +46,12 @@ def binary_layers(model: tf.keras.Model) -> List[tf.keras.layers.Layer]:
     return found
 
 
-def binary_operations(model: tf.keras.Model) -> List[tf.keras.layers.Layer]:
+def binary_operations(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
     """The layers that must run bitpacked once exported, in order."""
     return [layer for layer in binary_layers(model) if is_binary_operation(layer)]
 
 
-def binary_kernels(model: tf.keras.Model) -> List[tf.Variable]:
+def binary_kernels(model: tf.keras.Model) -> list[tf.Variable]:
     """The latent kernels of the binary layers."""
     return [layer.kernel for layer in binary_layers(model)]
 
@@ -62,7 +62,7 @@ def channel_scale(layer: tf.keras.layers.Layer) -> Optional[tf.Variable]:
     return None if name is None else getattr(layer, name)
 
 
-def undecayed_weights(model: tf.keras.Model) -> List[tf.Variable]:
+def undecayed_weights(model: tf.keras.Model) -> list[tf.Variable]:
     """What weight decay must not touch: the binary layers' latent kernels and
     the weights each states as ``weight_decay_exempt`` (SiMaN's learned output
     scales). Their values only matter through a sign or a magnitude ranking,

@@ -30,7 +30,8 @@ family shares:
 """
 
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Optional
+from collections.abc import Sequence
 
 import tensorflow as tf
 from larq_zoo.core import utils as lqz_utils
@@ -61,7 +62,7 @@ class AttentionPoint(tf.keras.layers.Layer):
 _BLOCK_OUT = re.compile(r".*block_\d+_out")
 
 
-def attention_points(model: tf.keras.Model) -> List[tf.Tensor]:
+def attention_points(model: tf.keras.Model) -> list[tf.Tensor]:
     """The outputs of ``model``'s attention points, in order; in a model saved
     without them, the layers named ``..._block_N_out``."""
     points = [layer for layer in model.layers if isinstance(layer, AttentionPoint)]
@@ -76,11 +77,11 @@ class ModelFactory:
     name = "model"
     filters = 64  # the first stage's width: ``filters`` (``--width``) scales every layer
     min_filters = 1
-    default_input_shape: Optional[Tuple[int, int, int]] = None  # larq-zoo's (224, 224, 3)
+    default_input_shape: Optional[tuple[int, int, int]] = None  # larq-zoo's (224, 224, 3)
     default_num_classes = 1000
     pad_values = 1.0  # binary convolutions' "same" border value (LCE's native +1)
-    imagenet_release: Optional[Tuple[str, str]] = None  # larq-zoo's (model, version)
-    imagenet_weights: Dict[bool, Tuple[str, str]] = {}  # {include_top: (file, sha256)}
+    imagenet_release: Optional[tuple[str, str]] = None  # larq-zoo's (model, version)
+    imagenet_weights: dict[bool, tuple[str, str]] = {}  # {include_top: (file, sha256)}
 
     def __init__(self, *, input_shape: Optional[Sequence[Optional[int]]] = None,
                  input_tensor=None, weights: Optional[str] = None, include_top: bool = True,

@@ -11,7 +11,7 @@ the least ``n`` that every downsampling layer accepts.
 """
 
 import math
-from typing import Dict, Optional, Tuple
+from typing import Optional
 
 import tensorflow as tf
 
@@ -26,7 +26,7 @@ def _pair(value) -> int:
     return int(value[0] if isinstance(value, (tuple, list)) else value)
 
 
-def _downsampling(layer) -> Optional[Tuple[int, int, str]]:
+def _downsampling(layer) -> Optional[tuple[int, int, str]]:
     """(stride, window, padding) of a layer that reduces the side, else None."""
     strides = getattr(layer, "strides", None)
     if strides is None:
@@ -47,10 +47,10 @@ def _rank(layer) -> int:
         return 0
 
 
-def _sides(model: tf.keras.Model, side: int) -> Tuple[Dict[str, Optional[int]], Optional[str]]:
+def _sides(model: tf.keras.Model, side: int) -> tuple[dict[str, Optional[int]], Optional[str]]:
     """Each layer's output side for an input of ``side``, and the first layer
     that cannot use its input (None if every layer can)."""
-    sides: Dict[str, Optional[int]] = {}
+    sides: dict[str, Optional[int]] = {}
     for layer in model.layers:
         inbound = [inner.name for node in layer.inbound_nodes
                    for inner in tf.nest.flatten(node.inbound_layers)]

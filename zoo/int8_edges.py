@@ -28,7 +28,6 @@ The layers are the model's own (weights shared); only the ranges are new.
 """
 
 import collections
-from typing import Dict, List
 
 import tensorflow as tf
 
@@ -53,7 +52,7 @@ def _fused_activation(layer) -> bool:
             (isinstance(layer, tf.keras.layers.Activation) and not _is_softmax(layer)))
 
 
-def needs_range(layer, consumers: List) -> bool:
+def needs_range(layer, consumers: list) -> bool:
     """Whether ``layer``'s output gets an int8 range (module docstring)."""
     if isinstance(layer, (Int8Range, *SCALE_KEEPING, *CONCATENATING)) or _is_softmax(layer):
         return False
@@ -80,7 +79,7 @@ def _rebuild(model: tf.keras.Model, after, passthrough=()):
     nodes = [node for depth in sorted(model._nodes_by_depth, reverse=True)
              for node in model._nodes_by_depth[depth]]
     # Keras keys its tensors by str(id(tensor)), as Node.map_arguments does.
-    consumers: Dict[str, List] = collections.defaultdict(list)
+    consumers: dict[str, list] = collections.defaultdict(list)
     for node in nodes:
         for tensor in node.keras_inputs:
             consumers[str(id(tensor))].append(node.layer)
@@ -117,7 +116,7 @@ def _range_before(layer):
         layer = inbound
 
 
-def _ranges_into(layer) -> List[Int8Range]:
+def _ranges_into(layer) -> list[Int8Range]:
     """The ``Int8Range`` layers whose outputs reach ``layer``'s (last call's)
     inputs through scale-keeping layers and concatenations."""
     inbound = layer._inbound_nodes[-1].inbound_layers

@@ -16,7 +16,8 @@ docstring has the same sections, as larq-zoo's do:
 
 import textwrap
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Optional
+from collections.abc import Sequence
 
 #: The registry's default input shape where a model has none of its own (larq-zoo's).
 IMAGENET_SHAPE = (224, 224, 3)
@@ -39,10 +40,10 @@ class ModelDoc:
     """
 
     summary: str
-    references: Tuple[str, ...]
+    references: tuple[str, ...]
     metrics: str = ""
-    columns: Tuple[str, ...] = TOP1_TOP5
-    rows: Tuple[Tuple[str, ...], ...] = ()
+    columns: tuple[str, ...] = TOP1_TOP5
+    rows: tuple[tuple[str, ...], ...] = ()
     notes: str = ""
     stem: str = SMALL_IMAGE_STEM
     weights: str = NO_PUBLISHED_WEIGHTS
@@ -50,8 +51,8 @@ class ModelDoc:
     filters: str = STAGE_WIDTH
 
 
-def with_larq_zoo_weights(summary: str, *, paper: str, top1_top5: Tuple[str, str],
-                          larq_zoo: Tuple[str, str, str, str], **facts) -> ModelDoc:
+def with_larq_zoo_weights(summary: str, *, paper: str, top1_top5: tuple[str, str],
+                          larq_zoo: tuple[str, str, str, str], **facts) -> ModelDoc:
     """The facts of a model whose larq-zoo re-training is published: the paper's
     (``paper``: its authors and year) and larq-zoo's metrics (top-1, top-5,
     parameters, memory) in one table, ``weights="imagenet"`` larq-zoo's file
@@ -80,7 +81,7 @@ def _paragraphs(text: str, indent: str = "") -> str:
                        for paragraph in text.split("\n\n"))
 
 
-def docstring(doc: ModelDoc, *, input_shape: Optional[Tuple[int, int, int]],
+def docstring(doc: ModelDoc, *, input_shape: Optional[tuple[int, int, int]],
               num_classes: int) -> str:
     """``doc`` in the template, with the model's default ``input_shape``
     (``None``: larq-zoo's 224x224x3) and ``num_classes``."""

@@ -20,7 +20,8 @@ code path: the CLI only looks names up here.
 """
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Optional
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -44,7 +45,7 @@ class ModelEntry:
     larq_zoo: str = ""  # larq-zoo's function that builds it ("larq_zoo.sota.QuickNet"), if any
 
 
-_REGISTRY: Dict[str, ModelEntry] = {}
+_REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register_model(*, paper: str, paper_top1: Optional[float] = None, recipe: str = "bireal",
@@ -94,7 +95,7 @@ def register_factory(factory, doc: ModelDoc, **entry) -> Callable[..., tf.keras.
                                                   factory.__module__))
 
 
-def list_models() -> List[str]:
+def list_models() -> list[str]:
     """Names of every registered model, sorted."""
     return sorted(_REGISTRY)
 

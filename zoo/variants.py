@@ -26,7 +26,7 @@ swapped, built as a fresh clone (weights are then copied by structure, see
   after dropping the weight scale (the official Bi-Real code).
 """
 
-from typing import Callable, Dict
+from typing import Callable
 
 import tensorflow as tf
 
@@ -57,7 +57,7 @@ def with_quantizers(model: tf.keras.Model, *, kernel_quantizer=_KEEP, kernel_con
     return clone_model
 
 
-VARIANTS: Dict[str, Callable[[tf.keras.Model], tf.keras.Model]] = {
+VARIANTS: dict[str, Callable[[tf.keras.Model], tf.keras.Model]] = {
     "binary": lambda model: model,
     "binary_activations": lambda model: with_quantizers(model, kernel_quantizer=None,
                                                         kernel_constraint=None),
