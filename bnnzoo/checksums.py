@@ -88,7 +88,10 @@ def verify(path: atomic.PathLike, contents: Optional[bytes] = None,
     expected = recorded(path)
     if expected is None:
         return
-    actual = hashlib.sha256(contents).hexdigest() if contents is not None else sha256(path)
+    try:
+        actual = hashlib.sha256(contents).hexdigest() if contents is not None else sha256(path)
+    except OSError as err:
+        raise ChecksumMismatch(f"Cannot read {what} from {path}: {err}") from None
     if actual != expected:
         raise ChecksumMismatch(
             f"Cannot load {what} from {path}: it is damaged (its SHA-256 is {actual}, "

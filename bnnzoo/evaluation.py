@@ -11,7 +11,6 @@ It reads runs (``bnnzoo.runs``), datasets and flatbuffers (``bnnzoo.export``);
 neither ``training`` nor ``export`` imports it.
 """
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -74,7 +73,7 @@ def evaluate_model(model: tf.keras.Model, data: datasets.Dataset, *, batch_size:
 def _evaluate_flatbuffer(path: Path, *, dataset: Optional[str], data_dir: Optional[str],
                          batch_size: int, limit: Optional[int], num_threads: int) -> dict:
     buf = fb.read_flatbuffer(path)
-    recorded = json.loads(report_path(path).read_text()) if report_path(path).is_file() else {}
+    recorded = runs.read_json(report_path(path), default={})
     data, _, _ = runs.dataset_for(
         fb.output_shape(buf)[-1], str(path), dataset=dataset, data_dir=data_dir,
         recorded=(recorded.get("dataset"), recorded.get("data_dir")),

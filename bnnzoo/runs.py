@@ -105,11 +105,20 @@ def resolve_run(run: Optional[os.PathLike]) -> Path:
     return run
 
 
-def read_config(run_dir: Path) -> dict:
+def read_json(path: Path, default=None):
+    """A JSON file the project wrote: ``default`` where it is absent (if
+    given), a :class:`RunError` naming it where it cannot be read."""
+    path = Path(path)
+    if default is not None and not path.is_file():
+        return default
     try:
-        return json.loads((Path(run_dir) / CONFIG).read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        raise RunError(f"Cannot read {Path(run_dir) / CONFIG}: {err}") from None
+        raise RunError(f"Cannot read {path}: {err}") from None
+
+
+def read_config(run_dir: Path) -> dict:
+    return read_json(Path(run_dir) / CONFIG)
 
 
 def write_config(run_dir: Path, config: dict) -> None:

@@ -9,6 +9,7 @@ import gzip
 import os
 import pickle
 import socket
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -114,8 +115,11 @@ def _find_idx_file(folder: Path, stem: str) -> Optional[Path]:
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (``.gz`` or plain): big-endian dims, then uint8 data."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as err:  # gzip's BadGzipFile is an OSError
+        raise DatasetNotFound(f"{path} cannot be read (damaged?): {err}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DatasetNotFound(f"{path} is not an IDX file of unsigned bytes.")
     ndim = raw[3]

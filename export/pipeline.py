@@ -202,7 +202,7 @@ def compare_with_keras(path: Path, source: Optional[Path] = None, *, dataset: Op
     (:func:`.parity.paired_top1`)."""
     path = Path(path)
     buf = fb.read_flatbuffer(path)
-    recorded = json.loads(report_path(path).read_text()) if report_path(path).is_file() else {}
+    recorded = runs.read_json(report_path(path), default={})
     if source is None and "source" not in recorded:
         raise UserError(f"{path} has no export report naming its Keras model: pass the run "
                          "or model file it was exported from.")

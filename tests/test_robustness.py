@@ -439,6 +439,12 @@ def test_bad_training_input_is_one_clear_error(invoke, tmp_path):
     # An output folder that cannot be created: the error names it.
     assert_one_clear_error(invoke("train", *TINY_TRAIN, "--output", "/proc/forbidden/run"),
                            "/proc/forbidden")
+    # An output that is a file, not a folder.
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a run\n")
+    assert_one_clear_error(invoke("train", *TINY_TRAIN, "--output", a_file),
+                           "Cannot use", str(a_file))
+    assert a_file.read_text() == "not a run\n"
 
 
 @requires_fashion_mnist
@@ -446,6 +452,15 @@ def test_bad_evaluate_export_and_benchmark_input_is_one_clear_error(invoke, tiny
     model_file, flatbuffer = tiny_files
     empty = tmp_path / "empty"
     empty.mkdir()
+    damaged = tmp_path / "damaged"  # IDX files whose gzip streams are garbage
+    damaged.mkdir()
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (damaged / f"{stem}.gz").write_bytes(b"\x1f\x8b\x08 not a gzip stream")
+    bad_report = tmp_path / "bad_report"  # a flatbuffer whose export report is damaged
+    bad_report.mkdir()
+    shutil.copy(flatbuffer, bad_report / "m.tflite")
+    (bad_report / "m.report.json").write_text('{"dataset": "fashion_mn')
     flat = tmp_path / "flat.h5"  # not an image model
     tf.keras.Sequential([tf.keras.Input((784,)), tf.keras.layers.Dense(10)]).save(flat)
     two_channels = tmp_path / "two.h5"
@@ -454,6 +469,9 @@ def test_bad_evaluate_export_and_benchmark_input_is_one_clear_error(invoke, tiny
     cases = [
         (["evaluate", model_file, "--dataset", "fashion_mnist", "--data-dir", empty], "not found"),
         (["evaluate", model_file, "--dataset", "no_such_dataset"], "no_such_dataset"),
+        (["evaluate", model_file, "--dataset", "fashion_mnist", "--data-dir", damaged],
+         "cannot be read"),
+        (["evaluate", bad_report / "m.tflite"], "Cannot read"),
         (["evaluate", model_file, "--dataset", "fashion_mnist", "--batch-size", "0"], "positive"),
         (["evaluate", model_file, "--dataset", "fashion_mnist", "--limit", "-5"], "positive"),
         (["evaluate", flat, "--dataset", "fashion_mnist"], "(784,)"),
@@ -477,7 +495,8 @@ def test_bad_evaluate_export_and_benchmark_input_is_one_clear_error(invoke, tiny
         assert "Traceback" not in result.output and isinstance(result.exception, SystemExit), \
             (args, result.exception)
         assert message in result.output, (args, result.output)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "flat.h5", "two.h5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad_report", "damaged", "empty",
+                                                          "flat.h5", "two.h5"]
 
 
 @requires_fashion_mnist

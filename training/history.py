@@ -23,13 +23,11 @@ PLOT_EVERY_SECONDS = 30
 
 
 def read_history(run_dir: Path) -> list[dict[str, float]]:
-    path = Path(run_dir) / runs.HISTORY_JSON
-    return json.loads(path.read_text()) if path.is_file() else []
+    return runs.read_json(Path(run_dir) / runs.HISTORY_JSON, default=[])
 
 
 def read_steps(run_dir: Path) -> list[dict[str, float]]:
-    path = Path(run_dir) / runs.STEPS_JSON
-    return json.loads(path.read_text()) if path.is_file() else []
+    return runs.read_json(Path(run_dir) / runs.STEPS_JSON, default=[])
 
 
 def write_history(run_dir: Path, history: list[dict[str, float]],

@@ -137,9 +137,9 @@ REAL_TO_BINARY_STAGES = (
 # convolutions have no per-channel scale to carry the weights' magnitudes
 # into at the switch to sign(W) (training/switch.py), so with plain
 # sign(W) the stage starts near chance and must re-learn the scale, which
-# 75-epoch stages can and short ones cannot (2 epochs at batch 128, 14 px
-# Fashion-MNIST, docs/measurements.md, from a stage 2 at 85.33 %: sign(W)
-# 49.17 % at the paper's rate, 79.13 % at 20x it; alpha_c sign(W) 84.42 %).
+# 75-epoch stages can and short ones cannot (on 14 px Fashion-MNIST over 2
+# epochs, sign(W) fell far below the stage it started from, even at 20x the
+# paper's rate, where alpha_c sign(W) kept close to it; issue 17).
 # alpha_c folds into LceBconv2d's multiplier, as Bi-Real's does; no weight
 # is added, so larq-zoo's layout and weights (weights="imagenet": plain
 # sign(W), as larq-zoo trained them) are unchanged.
@@ -189,10 +189,10 @@ RECIPES = {
     # SiMaN for short runs (a few epochs): the ImageNet recipe with its rate
     # of 0.1 kept at batch 128 instead of scaled down linearly from batch 512
     # (0.025; the official run.sh uses 0.1 at batch 256). Over 2 epochs at
-    # batch 128 (14 px Fashion-MNIST, docs/measurements.md) the scaled rate
-    # left SiMaN below the XNOR-style baseline, 75.34 % against 76.07 %;
-    # 0.1 gave 80.04 %. `train siman_resnet18` keeps the paper's recipe; the
-    # accuracy table trains SiMaN with this one (`--recipe siman_short`).
+    # batch 128 (14 px Fashion-MNIST, issue 17) the scaled rate left SiMaN
+    # below the XNOR-style baseline; 0.1 put it above. `train siman_resnet18`
+    # keeps the paper's recipe; the accuracy table trains SiMaN with this one
+    # (`--recipe siman_short`).
     "siman_short": Recipe(
         name="siman_short", optimizer="sgd", learning_rate=0.1, reference_batch_size=128,
         schedule="cosine", epochs=2, batch_size=128, weight_decay=1e-4,

@@ -19,6 +19,7 @@ from typing import Optional
 import tensorflow as tf
 
 from bnnzoo import checksums, datasets, runs, zoo
+from bnnzoo.errors import UserError
 from bnnzoo.progress import FitProgress
 from bnnzoo.quantizers.int8 import int8_ranges
 from bnnzoo.zoo.binary_layers import undecayed_weights
@@ -58,6 +59,8 @@ def build_model(config: TrainConfig) -> tf.keras.Model:
     with hardware.precision_scope(config.precision):
         try:
             model = runs.build_network(dataclasses.asdict(config))
+        except UserError:
+            raise  # already says what the user got wrong
         except ValueError:
             # A "valid" pooling with nothing left to pool fails to build: the
             # least side is read from the same network built at the largest
@@ -231,7 +234,10 @@ def train_run(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *,
     gets its ``config.json`` when it is first written."""
     if model is None:
         model = prepare_model(config, run_dir, data)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise runs.RunError(f"Cannot write the run directory {run_dir}: {err}") from None
     if not (run_dir / runs.CONFIG).is_file():
         write_run_config(run_dir, config)
 

@@ -100,8 +100,8 @@ def _scale_after(layer, model: tf.keras.Model) -> Optional[tf.keras.layers.Layer
             return None
         (layer,) = consumers.values()
         if (isinstance(layer, tf.keras.layers.BatchNormalization)
-                or channel_scale(layer) is not None):
-            return layer
+                or (channel_scale(layer) is not None and not hasattr(layer, "kernel"))):
+            return layer  # (a layer with a kernel of its own scales its own output)
         if not isinstance(layer, _COMMUTING):
             return None
 

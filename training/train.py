@@ -150,7 +150,11 @@ def prepare_run(config: TrainConfig, output: Optional[Path], resume: bool) -> tu
             )
         return run_dir, config_from_dict(stored)
     run_dir = Path(output) if output else default_run_dir(config)
-    if run_dir.exists() and any(run_dir.iterdir()):
+    try:
+        used = run_dir.exists() and any(run_dir.iterdir())
+    except OSError as err:  # a file, or a folder this user cannot read
+        raise runs.RunError(f"Cannot use {run_dir} as a run directory: {err}") from None
+    if used:
         raise runs.RunError(
             f"{run_dir} already exists and is not empty: pass --resume to continue "
             "that run, or choose another --output."
