@@ -22,7 +22,7 @@ class Row:
     model: str
     stage: str = ""  # the stage directory inside the run ("" for the run itself)
     init_row: Optional[str] = None  # the row whose run initialises this row's run
-    recipe: Optional[str] = None  # a recipe other than the model's (training/recipes.py)
+    recipe: Optional[str] = None  # a recipe other than the model's (zoo/recipes.py)
     ranked: bool = True
     binary: bool = True  # 1-bit weights and activations: exported bitpacked
 

@@ -47,8 +47,8 @@ def child_tracing(model_name: str, side: str, size: int, batch: int) -> dict:
     if side in ("tensorflow_default", "keras_updates"):  # Keras's own optimizers
         import tensorflow as tf
 
-        from bnnzoo.training import recipes
-        recipes.FusedAdam, recipes.FusedAdamW, recipes.FusedSGD = (
+        from bnnzoo.training import optimisation
+        optimisation.FusedAdam, optimisation.FusedAdamW, optimisation.FusedSGD = (
             tf.keras.optimizers.Adam, tf.keras.optimizers.AdamW, tf.keras.optimizers.SGD)
     config = resolve(TrainConfig(model=model_name, input_size=size, batch_size=batch, epochs=1,
                                  steps_per_epoch=10, xla="off", precision="float32"),

@@ -38,7 +38,7 @@ import tensorflow as tf
 
 from bnnzoo import atomic, datasets
 from bnnzoo.runs import package_versions
-from bnnzoo.training import TrainConfig, hardware, recipes
+from bnnzoo.training import TrainConfig, hardware, optimisation
 from bnnzoo.training.config import resolve
 from bnnzoo.training.run import build_model, compile_model, use_xla
 
@@ -79,7 +79,7 @@ def larq_zoo_plain(config):
     model = larq_zoo.literature.BiRealNet(input_shape=tuple(config.input_shape), weights=None,
                                           num_classes=config.num_classes)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate),
-                  loss=recipes.make_loss(config.label_smoothing), metrics=recipes.make_metrics())
+                  loss=optimisation.make_loss(config.label_smoothing), metrics=optimisation.make_metrics())
     return model
 
 

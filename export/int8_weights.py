@@ -21,7 +21,7 @@ LEVELS = 127
 
 
 def symmetric_int8(kernel: np.ndarray, axes) -> np.ndarray:
-    """``kernel`` rounded to \\(s \\{-127..127\\}\\), \\(s\\) the max |value| over ``axes`` / 127."""
+    r"""``kernel`` rounded to \(s \{-127..127\}\), \(s\) the max |value| over ``axes`` / 127."""
     scale = np.abs(kernel).max(axis=axes, keepdims=True) / LEVELS
     scale = np.where(scale > 0, scale, 1.0)
     return (np.round(kernel / scale) * scale).astype(kernel.dtype)

@@ -105,7 +105,7 @@ class Int8Range(tf.keras.layers.Layer):
         return tf.stop_gradient(TIE_NUDGE * scale * direction)
 
     def set_range(self, low: float, high: float) -> None:
-        """Set \\([m, M]\\), widened to hold 0 (an int8 tensor represents 0 exactly)."""
+        r"""Set \([m, M]\), widened to hold 0 (an int8 tensor represents 0 exactly)."""
         low, high = min(float(low), 0.0), max(float(high), 0.0)
         if high - low <= 0.0:
             high = low + 1e-3  # a tensor that is 0 everywhere: any range holds it

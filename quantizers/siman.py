@@ -188,9 +188,9 @@ class SiManClip(tf.keras.constraints.Constraint):
 
 
 class SiManClipSchedule(tf.keras.callbacks.Callback):
-    """Sets every ``SiManClip``'s p at the start of each epoch (counted from 0):
-    \\( p = 15\\,(1 - \text{epoch} / (E - 1)) \\), so p is 0 on the last epoch.
-    (The official code's \\( 15\\,(1 - \text{epoch}/E) \\) stops at 15/E.)
+    r"""Sets every ``SiManClip``'s p at the start of each epoch (counted from 0):
+    \( p = 15\,(1 - \text{epoch} / (E - 1)) \), so p is 0 on the last epoch.
+    (The official code's \( 15\,(1 - \text{epoch}/E) \) stops at 15/E.)
     Training adds it to every run of a model that has the clip (``SiManClip.epoch_schedule``)."""
 
     def __init__(self, epochs: int, start: float = 15.0):

@@ -18,7 +18,8 @@ from conftest import assert_one_clear_error
 from bnnzoo import zoo
 from bnnzoo.export import export_flatbuffer, export_report, parity_report
 from bnnzoo.export import large_kernels
-from bnnzoo.training import recipes
+from bnnzoo.training import optimisation
+from bnnzoo.zoo import recipes
 from bnnzoo.zoo.binary_layers import binary_operations
 from bnnzoo.zoo.larq_zoo_models import LARQ_ZOO_MODELS, WeightsUnavailable
 
@@ -127,7 +128,7 @@ def test_quicknet_recipe_is_larq_zoos_two_optimiser_task():
     (at batch 2048, scaled with the batch), cosine after a warm-up."""
     recipe = recipes.get_recipe("quicknet")
     assert (recipe.epochs, recipe.batch_size, recipe.warmup_epochs) == (600, 2048, 5)
-    optimizer = recipes.make_optimizer(recipe, learning_rate=0.1 * 256 / 2048, total_steps=100,
+    optimizer = optimisation.make_optimizer(recipe, learning_rate=0.1 * 256 / 2048, total_steps=100,
                                        steps_per_epoch=10, weight_decay=0.0)
     assert isinstance(optimizer, lq.optimizers.CaseOptimizer)
     (predicate, binary), default = optimizer.pred_opt_pairs[0], optimizer.default
@@ -137,7 +138,7 @@ def test_quicknet_recipe_is_larq_zoos_two_optimiser_task():
     assert type(binary).__name__ == "Adam" and type(default).__name__ == "SGD"
     # XNOR-Net's rate falls by larq-zoo's factors, not powers of one factor.
     xnor = recipes.get_recipe("xnornet")
-    schedule = recipes.make_schedule(xnor, 1e-3, 100, 1)
+    schedule = optimisation.make_schedule(xnor, 1e-3, 100, 1)
     assert float(schedule(25)) == pytest.approx(5e-4) and float(schedule(50)) == pytest.approx(5e-5)
 
 

@@ -16,7 +16,9 @@ from larq_zoo.training.knowledge_distillation.knowledge_distillation import (
 from bnnzoo import export, runs, zoo
 from bnnzoo.runs import load_model_file
 from bnnzoo.export import flatbuffer
-from bnnzoo.training import recipes, stages, switch
+from bnnzoo.zoo import recipes
+from bnnzoo.training import optimisation
+from bnnzoo.training import stages, switch
 from bnnzoo.training.distill import TeacherStudent
 from bnnzoo.training.initialise import initialise_from
 from bnnzoo.training.config import TrainConfig, resolve
@@ -276,10 +278,10 @@ def test_stage_plans_and_recipes():
         stages.single_stage(TrainConfig(**{**vars(config), "stage": 4}))
     # The paper's step decay: x0.1 at epochs 40, 60 and 70 of 75.
     recipe = recipes.get_recipe("real2bin")
-    schedule = recipes.make_schedule(recipe, 1e-3, total_steps=750, steps_per_epoch=10)
+    schedule = optimisation.make_schedule(recipe, 1e-3, total_steps=750, steps_per_epoch=10)
     assert [float(schedule(s)) for s in (0, 399, 401, 601, 701, 749)] == pytest.approx(
         [1e-3, 1e-3, 1e-4, 1e-5, 1e-6, 1e-6])
-    short = recipes.make_schedule(recipe, 1e-3, total_steps=3, steps_per_epoch=3)
+    short = optimisation.make_schedule(recipe, 1e-3, total_steps=3, steps_per_epoch=3)
     assert [float(short(s)) for s in range(5)] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-5, 1e-6])
     # The short-run recipe: the same stages.
     short_plan = stages.plan(TrainConfig(**{**vars(config), "recipe": vars(
@@ -316,7 +318,7 @@ def test_real2bin_decay_reaches_conv_and_dense_kernels_only():
                          epochs=1, steps_per_epoch=1,
                          recipe=vars(recipes.get_recipe("real2bin")).copy())
     model = build_model(config)
-    decayed = recipes.decayed_weights(model, "l2_kernels", [])
+    decayed = optimisation.decayed_weights(model, "l2_kernels", [])
     names = {w.name.split("/")[-2] if "/" in w.name else w.name for w in decayed}
     assert len(decayed) == 16 + 32 + 3 + 1  # binary-activation convs, gate denses, shortcuts, stem
     assert all(w.name.split("/")[-1].startswith("kernel") for w in decayed)

@@ -8,7 +8,9 @@ import pytest
 import tensorflow as tf
 
 from bnnzoo import zoo
-from bnnzoo.training import TrainConfig, recipes
+from bnnzoo.training import optimisation
+from bnnzoo.training import TrainConfig
+from bnnzoo.zoo import recipes
 from bnnzoo.training.config import resolve
 from bnnzoo.training.run import build_model, compile_model
 from bnnzoo.zoo.binary_layers import binary_kernels
@@ -54,7 +56,7 @@ def test_compiled_model_uses_adam_label_smoothing_and_the_configs_xla(xla):
 
 
 def test_linear_schedule_decays_to_zero():
-    schedule = recipes.make_schedule(recipes.get_recipe("bireal"), 1e-3, total_steps=100,
+    schedule = optimisation.make_schedule(recipes.get_recipe("bireal"), 1e-3, total_steps=100,
                                      steps_per_epoch=10)
     values = [float(schedule(s)) for s in (0, 25, 50, 100, 150)]
     np.testing.assert_allclose(values, [1e-3, 7.5e-4, 5e-4, 0, 0], atol=1e-9)
@@ -62,7 +64,7 @@ def test_linear_schedule_decays_to_zero():
 
 def test_cosine_schedule_with_warmup():
     recipe = dataclasses.replace(recipes.get_recipe("bireal"), schedule="cosine", warmup_epochs=1)
-    schedule = recipes.make_schedule(recipe, 0.1, total_steps=110, steps_per_epoch=10)
+    schedule = optimisation.make_schedule(recipe, 0.1, total_steps=110, steps_per_epoch=10)
     np.testing.assert_allclose(
         [float(schedule(s)) for s in (0, 5, 10, 60, 110)], [0, 0.05, 0.1, 0.05, 0], atol=1e-7)
 
@@ -72,7 +74,7 @@ def test_weight_decay_never_touches_binary_kernels():
     binary = binary_kernels(model)
     assert len(binary) == 16
     recipe = recipes.get_recipe("bireal")
-    optimizer = recipes.make_optimizer(recipe, learning_rate=0.1, total_steps=10**6,
+    optimizer = optimisation.make_optimizer(recipe, learning_rate=0.1, total_steps=10**6,
                                        steps_per_epoch=1, weight_decay=0.5, no_decay=binary)
     variables = model.trainable_variables
     before = [v.numpy().copy() for v in variables]

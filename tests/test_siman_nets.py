@@ -14,7 +14,7 @@ from bnnzoo import export, zoo
 from bnnzoo.export import flatbuffer
 from bnnzoo.quantizers import ScaledQuantConv2D, SiManClip, SiManMagnitude, SiManSign
 from bnnzoo.runs import load_model_file
-from bnnzoo.training import recipes
+from bnnzoo.zoo import recipes
 from bnnzoo.training.config import TrainConfig
 from bnnzoo.training.run import compile_model
 from bnnzoo.zoo.binary_layers import binary_layers, binary_operations, undecayed_weights

@@ -88,7 +88,7 @@ def test_binary_stage_starts_where_the_real_weight_stage_ended(tmp_path, monkeyp
     chance."""
     from bnnzoo import datasets
     from bnnzoo.runs import load_model_file
-    from bnnzoo.training.recipes import get_recipe
+    from bnnzoo.zoo.recipes import get_recipe
 
     assert get_recipe(model).final_stage_variant == final  # what its runs switch to
     data = datasets.load("fashion_mnist")

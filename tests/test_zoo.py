@@ -11,7 +11,7 @@ import tensorflow as tf
 from bnnzoo import zoo
 from bnnzoo.export import footprint
 from bnnzoo.quantizers import BiRealApproxSign, BiRealMagnitudeAwareSign
-from bnnzoo.training import recipes
+from bnnzoo.zoo import recipes
 from bnnzoo.zoo import bireal, model_docs, registry
 from bnnzoo.zoo.binary_layers import binary_layers
 

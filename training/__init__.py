@@ -8,7 +8,7 @@ import bnnzoo  # (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 bnnzoo.one_import_path(__name__)
 
-from .recipes import RECIPES, Recipe, get_recipe
+from bnnzoo.zoo.recipes import RECIPES, Recipe, get_recipe
 from .train import TrainConfig, train
 
 __all__ = ["RECIPES", "Recipe", "TrainConfig", "get_recipe", "train"]

@@ -13,7 +13,7 @@ joins (in this order, one flat dataclass):
 - ``DatasetFacts``: what ``resolve`` reads from the dataset.
 
 ``resolve`` fills what the user left out from the model's recipe
-(``training.recipes``) and the dataset, checks the options, and decides the
+(``zoo.recipes``) and the dataset, checks the options, and decides the
 precision (``training.hardware``); a ``--stage N`` configuration becomes that
 stage's (``training.stages``).
 """
@@ -25,7 +25,9 @@ from typing import Optional, Union
 from bnnzoo import datasets, zoo
 from bnnzoo.errors import UserError
 
-from . import distribution, hardware, recipes, stages, xla
+from bnnzoo.zoo import recipes
+
+from . import distribution, hardware, stages, xla
 
 DEFAULT_LARGE_INPUT = 224
 CALIBRATION_IMAGES = 512  # the int8 stage's default (training.int8_stage)
@@ -56,9 +58,9 @@ class TrainOptions:
     data_dir: Optional[str] = option(
         None, "Folder holding the dataset's local files (or TFDS's prepared data) "
         "[/usr/share/datasets/NAME, then TFDS's default].", path="any")
-    # A recipe's name (training.recipes) instead of the model's; resolve() stores its fields.
+    # A recipe's name (zoo.recipes) instead of the model's; resolve() stores its fields.
     recipe: Union[None, str, dict] = option(
-        None, "Train with this recipe of training/recipes.py instead of the model's paper "
+        None, "Train with this recipe of zoo/recipes.py instead of the model's paper "
         "recipe (e.g. a short-budget variant) [the model's].")
     epochs: Optional[int] = option(None, "Epochs [recipe's].")
     steps_per_epoch: Optional[int] = option(None, "Batches per epoch, for quick runs [whole "

@@ -1,4 +1,4 @@
-"""The int8 stage: a trained run's network with int8 edges, calibrated and
+r"""The int8 stage: a trained run's network with int8 edges, calibrated and
 fine-tuned quantization-aware, as a run directory of its own inside the run.
 
     RUN/                  the trained (float-edge) run, left as it is
@@ -10,7 +10,7 @@ The stage's configuration is the run's (dataset, input, batch, recipe), its
 final stage's variant, with ``int8_edges``, ``init_from`` = the run, one epoch
 of ``steps`` steps at ``QAT_LR_FACTOR`` times the run's peak learning rate
 (the recipe's schedule over those steps), in float32 (the int8 levels
-\\(s k\\) are exact only in float32). Before the first step the ranges are
+\(s k\) are exact only in float32). Before the first step the ranges are
 calibrated on ``calibration_images`` training images (``training.calibration``).
 Killed at any point, ``quantize`` again continues it from its last
 checkpoint (the ranges are in the checkpoint); a finished stage is not

@@ -24,7 +24,9 @@ from bnnzoo.progress import FitProgress
 from bnnzoo.quantizers.int8 import int8_ranges
 from bnnzoo.zoo.binary_layers import undecayed_weights
 
-from . import hardware, recipes, xla
+from bnnzoo.zoo.recipes import Recipe
+
+from . import hardware, optimisation, xla
 from .config import DEFAULT_LARGE_INPUT, TrainConfig
 from .distill import TeacherStudent
 from .history import HistoryRecorder
@@ -103,15 +105,15 @@ def use_xla(config: TrainConfig) -> tuple[bool, str]:
 
 def compile_model(model: tf.keras.Model, config: TrainConfig) -> None:
     """The recipe's optimiser, loss (with L2 decay in "l2" mode) and metrics."""
-    recipe = recipes.Recipe(**config.recipe)
+    recipe = Recipe(**config.recipe)
     no_decay = undecayed_weights(model)
     decoupled = config.weight_decay
     if recipe.weight_decay_mode != "decoupled":
         if config.weight_decay > 0:
-            recipes.add_l2_penalty(model, recipes.decayed_weights(
+            optimisation.add_l2_penalty(model, optimisation.decayed_weights(
                 model, recipe.weight_decay_mode, no_decay), config.weight_decay)
         decoupled = 0.0
-    optimizer = recipes.make_optimizer(
+    optimizer = optimisation.make_optimizer(
         recipe,
         learning_rate=config.learning_rate,
         total_steps=config.epochs * config.steps_per_epoch,
@@ -123,8 +125,8 @@ def compile_model(model: tf.keras.Model, config: TrainConfig) -> None:
         optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
     model.compile(
         optimizer=optimizer,
-        loss=recipes.make_loss(config.label_smoothing),
-        metrics=recipes.make_metrics(),
+        loss=optimisation.make_loss(config.label_smoothing),
+        metrics=optimisation.make_metrics(),
         jit_compile=use_xla(config)[0],
     )
     if hasattr(optimizer, "build"):  # (larq's CaseOptimizer is a legacy optimiser: no build)

@@ -2,10 +2,10 @@
 directory inside the run, started from (and, where the recipe says so,
 taught by) the stage before.
 
-A recipe declares its stages (``training.recipes.Recipe.stages``: each a
+A recipe declares its stages (``zoo.recipes.Recipe.stages``: each a
 directory name, a ``zoo.variants`` variant and whether the stage before
 teaches it); this module reads the declaration and knows no model. Two
-examples, both declared in ``training.recipes``:
+examples, both declared in ``zoo.recipes``:
 
 Two steps (``TWO_STEP``: Bi-Real's ``--two-step`` for deep nets, on any
 single-stage recipe; Real-to-Binary's strong baseline's recipe):
@@ -44,7 +44,7 @@ from pathlib import Path
 from bnnzoo import zoo
 from bnnzoo.errors import UserError
 
-from . import recipes
+from bnnzoo.zoo import recipes
 
 #: ``--recalibrate-bn``'s stage after ``--two-step``: Bi-Real's weight scale
 #: dropped, one epoch training BatchNorm only.

@@ -1,4 +1,4 @@
-"""Which layers of a model are binary (the ones LCE must turn into
+r"""Which layers of a model are binary (the ones LCE must turn into
 ``LceBconv2d``), and what their weights are to training.
 
 A layer states what training must know of its weights, as larq's quantizers
@@ -9,7 +9,7 @@ particular model's attribute names. Two class attributes, both optional:
   channel-wise (the channel on its last axis): SiMaN's
   ``ScaledQuantConv2D.alpha``, the strong baseline's ``LearnedRescale.scale_c``.
   A switch from real to binary weights carries each convolution's magnitude
-  \\( s_c \\) into the first such scale on its output (``training.switch``).
+  \( s_c \) into the first such scale on its output (``training.switch``).
 * ``weight_decay_exempt``: the names of the weights that, beside the latent
   kernel, weight decay leaves alone while the layer's kernel is binary
   (SiMaN's ``alpha``). A binary layer's latent kernel is never decayed.

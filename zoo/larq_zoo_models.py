@@ -33,7 +33,7 @@ from .registry import model_function, register_model
 
 #: larq-zoo's public builders, by registry name, and the registry's record of
 #: each: (larq-zoo function, paper, larq-zoo's published ImageNet top-1 (%),
-#: recipe name in ``training.recipes``).
+#: recipe name in ``zoo.recipes``).
 LARQ_ZOO_MODELS = {
     "quicknet_small": ("sota.QuickNetSmall", 59.4, "quicknet"),
     "quicknet": ("sota.QuickNet", 63.3, "quicknet"),

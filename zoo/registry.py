@@ -38,7 +38,7 @@ class ModelEntry:
     build: Callable[..., tf.keras.Model]
     paper: str
     paper_top1: Optional[float] = None  # top-1 (%) on paper_top1_dataset, as reported
-    recipe: str = "bireal"  # name of the training recipe in training.recipes
+    recipe: str = "bireal"  # name of the training recipe in zoo.recipes
     paper_flops: Optional[float] = None  # FLOPs at 224x224 as the paper counts them
     twin: Optional[str] = None  # the real-valued twin whose weights initialise it
     paper_top1_dataset: str = "ImageNet"  # where paper_top1 was measured

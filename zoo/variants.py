@@ -1,4 +1,4 @@
-"""One architecture, switchable quantizers: the training stages of a binary net.
+r"""One architecture, switchable quantizers: the training stages of a binary net.
 
 A variant is the same network with the quantizers of its binary layers
 swapped, built as a fresh clone (weights are then copied by structure, see
@@ -15,14 +15,14 @@ swapped, built as a fresh clone (weights are then copied by structure, see
   padding): the same architecture as a real-valued network, Real-to-Binary's
   stage-0 teacher;
 * ``magnitude_weights``: binary, the kernels
-  \\( \\alpha_c \\operatorname{sign}(W) \\) with
-  \\( \\alpha_c = \\operatorname{mean}_c |W| \\) (Bi-Real's magnitude-aware sign,
-  XNOR-Net's analytic weight scale; LCE folds \\( \\alpha_c \\) into
+  \( \alpha_c \operatorname{sign}(W) \) with
+  \( \alpha_c = \operatorname{mean}_c |W| \) (Bi-Real's magnitude-aware sign,
+  XNOR-Net's analytic weight scale; LCE folds \( \alpha_c \) into
   ``LceBconv2d``'s multiplier): the fully binary stage of a net with no
   per-channel scale after its binary convolutions (``real2bin``'s gates) starts
-  where its real-weight stage ended (``training.switch``: \\( s_c = 1 \\));
-* ``unscaled_weights``: \\( \\alpha_c \\operatorname{sign}(W) \\) replaced by
-  \\( \\operatorname{sign}(W) \\), for the optional BatchNorm-only recalibration
+  where its real-weight stage ended (``training.switch``: \( s_c = 1 \));
+* ``unscaled_weights``: \( \alpha_c \operatorname{sign}(W) \) replaced by
+  \( \operatorname{sign}(W) \), for the optional BatchNorm-only recalibration
   after dropping the weight scale (the official Bi-Real code).
 """
 

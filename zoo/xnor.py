@@ -1,13 +1,13 @@
-"""An XNOR-Net-style ResNet-18 baseline, for ablations against Bi-Real Net.
+r"""An XNOR-Net-style ResNet-18 baseline, for ablations against Bi-Real Net.
 
 What Bi-Real Net changes, undone: each shortcut spans a basic block of two
 binary 3x3 convolutions (ResNet's block, so the real activations between the
 two are lost to the second sign), activations use the plain straight-through
-sign (``ste_sign``: gradient \\( \\mathbb{1}_{|x| \\le 1} \\)), and weights keep
+sign (``ste_sign``: gradient \( \mathbb{1}_{|x| \le 1} \)), and weights keep
 XNOR-Net's real-valued per-channel scale
-\\( W_b = \\alpha_c \\operatorname{sign}(\\operatorname{clip}(W, -1, 1)) \\),
-\\( \\alpha_c = \\operatorname{mean}|\\operatorname{clip}(W, -1, 1)| \\), with the
-gradient flowing through \\( \\alpha_c \\) too (larq-zoo's ``xnor_weight_scale``, as
+\( W_b = \alpha_c \operatorname{sign}(\operatorname{clip}(W, -1, 1)) \),
+\( \alpha_c = \operatorname{mean}|\operatorname{clip}(W, -1, 1)| \), with the
+gradient flowing through \( \alpha_c \) too (larq-zoo's ``xnor_weight_scale``, as
 the ``xnor_scaled_sign`` quantizer).
 Stem, head, shortcuts and +1 padding are ``bireal18``'s, so the two differ only
 in what the ablation is about.
