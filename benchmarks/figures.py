@@ -75,7 +75,10 @@ def load(name: str, cache: dict[str, dict], root: Path) -> dict:
         path = results_file(name, root)
         if not path.is_file():
             raise FigureError(f"no results file {path.relative_to(root)}")
-        cache[name] = json.loads(path.read_text())
+        try:
+            cache[name] = json.loads(path.read_text())
+        except ValueError as err:
+            raise FigureError(f"{path.relative_to(root)} is not JSON: {err}") from None
     return cache[name]
 
 

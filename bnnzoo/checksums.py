@@ -68,13 +68,15 @@ def recorded(path: atomic.PathLike) -> Optional[str]:
 
 
 @contextlib.contextmanager
-def recorded_path(target: atomic.PathLike, overwrite: bool = True) -> Iterator[Path]:
+def recorded_path(target: atomic.PathLike, overwrite: bool = True,
+                  digest: Optional[str] = None) -> Iterator[Path]:
     """:func:`bnnzoo.atomic.atomic_path` that also records the SHA-256 of what
-    was written in ``target``'s sidecar."""
+    was written in ``target``'s sidecar (``digest`` where the caller knows it:
+    a verified copy's)."""
     target = Path(target)
     with atomic.atomic_path(target, overwrite) as tmp:
         yield tmp
-        digest = sha256(tmp)
+        digest = digest or sha256(tmp)
         if overwrite or not target.exists():
             sidecar(target).unlink(missing_ok=True)  # the old file's: never beside the new one
     atomic.write_text(sidecar(target), f"{digest}  {target.name}\n")

@@ -36,7 +36,7 @@ import tensorflow as tf
 from bnnzoo import atomic, runs, zoo
 
 from .footprint import footprint
-from .model_digest import layers_digest, sources_digest
+from .model_digest import code_digest, layers_digest, sources_digest
 
 TABLE = Path(__file__).with_name("footprints.json")
 STACK = ("tensorflow", "tf-keras", "larq")
@@ -49,8 +49,10 @@ def cache_path() -> Path:
 
 
 def stack_versions() -> dict[str, str]:
-    """The installed versions of the packages that build and count the models."""
-    found = {}
+    """The installed versions of the packages that build and count the models,
+    and the digest of the code that counts them (``footprint.py``): a change
+    to either makes the table another stack's."""
+    found = {"footprint.py": code_digest(Path(__file__).with_name("footprint.py").read_text())}
     for name in STACK:
         try:
             found[name] = metadata.version(name)
@@ -129,7 +131,8 @@ def model_footprints(names: Sequence[str], *,
     missing = [name for name in names if name not in rows and name not in cached]
     if missing:
         if note is not None:
-            why = ("was counted with other versions of TensorFlow, tf-keras or larq"
+            why = ("was counted with other versions of TensorFlow, tf-keras or larq, or "
+                   "by other counting code"
                    if table.get("stack") != stack else "lacks them")
             note(f"Note: {TABLE.name} {why}: counting {len(missing)} model(s) by building "
                  f"them (`{REGENERATE}` updates the table).")

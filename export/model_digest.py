@@ -20,25 +20,11 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 
 from bnnzoo import quantizers, zoo
 
 SOURCES = (Path(zoo.__file__).parent, Path(quantizers.__file__).parent)
-
-
-def _json_value(value):
-    """What ``json`` cannot write itself in a layer configuration."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, tf.TensorShape):
-        return value.as_list()
-    if isinstance(value, tf.DType):
-        return value.name
-    raise TypeError(f"{type(value).__name__} in a layer configuration")
 
 
 def _without_layer_names(config: dict) -> dict:
@@ -88,9 +74,10 @@ def layers_digest(model: tf.keras.Model) -> str:
     configurations (quantizers, widths, strides, ...) without their names, how
     they connect, and the shape and type of every weight. The same for every
     build of the same layers, in any process, whatever code built them."""
-    described = {"config": _without_names_or_modules(_without_layer_names(model.get_config())),
+    config = json.loads(model.to_json())["config"]  # tf-keras's own JSON of numpy values, shapes, dtypes
+    described = {"config": _without_names_or_modules(_without_layer_names(config)),
                  "weights": [[[int(d) for d in w.shape], w.dtype.name] for w in model.weights]}
-    text = json.dumps(described, sort_keys=True, default=_json_value)
+    text = json.dumps(described, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

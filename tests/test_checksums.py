@@ -18,7 +18,7 @@ import tensorflow as tf
 from bnnzoo import atomic, checksums, model_files, runs
 from bnnzoo.export import export_flatbuffer
 from bnnzoo.export import flatbuffer as fb
-from conftest import assert_one_clear_error, requires_fashion_mnist, run_cli
+from conftest import assert_one_clear_error, requires_fashion_mnist, run_cli, snapshot
 
 TINY_TRAIN = ["siman_resnet20", "--dataset", "fashion_mnist", "--epochs", "1",
               "--steps-per-epoch", "1", "--batch-size", "8", "--input-size", "8",
@@ -175,7 +175,7 @@ def test_a_run_records_the_sha256_of_its_model_and_its_export(tiny_run):
 def test_a_damaged_model_h5_is_refused_by_every_command_that_reads_it(invoke, run_copy):
     model = run_copy / runs.MODEL
     flip_middle(model)
-    before = {p: p.read_bytes() for p in run_copy.rglob("*") if p.is_file()}
+    before = snapshot(run_copy)
     for args in (["evaluate", run_copy, "--limit", "8"],
                  ["evaluate", model, "--dataset", "fashion_mnist", "--limit", "8"],
                  ["export", run_copy, "--parity-images", "8", "--overwrite"],
@@ -186,7 +186,7 @@ def test_a_damaged_model_h5_is_refused_by_every_command_that_reads_it(invoke, ru
                  ["train", "real2bin", *TINY_TRAIN[1:], "--stage", "1", "--teacher", model,
                   "--output", run_copy.parent / "taught"]):
         assert_one_clear_error(invoke(*args), "Cannot load a Keras model from", model, "SHA-256")
-    assert {p: p.read_bytes() for p in run_copy.rglob("*") if p.is_file()} == before
+    assert snapshot(run_copy) == before
     assert not (run_copy.parent / "student").exists() and not (run_copy.parent / "taught").exists()
 
 

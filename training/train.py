@@ -100,9 +100,10 @@ def train_plan(config: TrainConfig, data: datasets.Dataset, run_dir: Path, *, re
         train_run(stage, data, run_dir / name, model=model, verbose=verbose)
         model = None  # the next stage builds its own, from (and taught by) this one
     if len(plan) > 1:
-        with checksums.recorded_path(run_dir / runs.MODEL) as tmp:
-            checksums.verify(run_dir / plan[-1][0] / runs.MODEL)
-            shutil.copyfile(run_dir / plan[-1][0] / runs.MODEL, tmp)
+        last = run_dir / plan[-1][0] / runs.MODEL
+        checksums.verify(last)
+        with checksums.recorded_path(run_dir / runs.MODEL, digest=checksums.recorded(last)) as tmp:
+            shutil.copyfile(last, tmp)
     return run_dir
 
 
