@@ -13,6 +13,7 @@ from .border_corrected_conv import BorderCorrectedQuantConv2D
 from .bireal import (BiRealApproxSign, BiRealHardTanh, BiRealMagnitudeAwareSign, hard_tanh,
                      magnitude_aware_sign)
 from .real2bin import Real2BinTanh
+from .reactnet import ReActNetWeightSign, RPReLU, RSign, reactnet_weight_sign
 from .scaled_conv import ScaledQuantConv2D
 from .siman import (SiManClip, SiManClipSchedule, SiManMagnitude, SiManSign, magnitude_encoding,
                     siman_magnitude, siman_sign)
@@ -24,6 +25,9 @@ __all__ = [
     "BiRealHardTanh",
     "BiRealMagnitudeAwareSign",
     "BorderCorrectedQuantConv2D",
+    "RPReLU",
+    "RSign",
+    "ReActNetWeightSign",
     "Real2BinTanh",
     "ScaledQuantConv2D",
     "SiManClip",
@@ -35,6 +39,7 @@ __all__ = [
     "hard_tanh",
     "magnitude_aware_sign",
     "magnitude_encoding",
+    "reactnet_weight_sign",
     "siman_magnitude",
     "siman_sign",
 ]

@@ -75,22 +75,29 @@ def test_magnitude_is_computed_in_float32_under_a_bfloat16_policy():
 
 
 @requires_fashion_mnist
-@pytest.mark.parametrize("model, final", [("real2bin_baseline", "binary"),
-                                          ("real2bin", "magnitude_weights")])
+@pytest.mark.parametrize("model, final, plain, lost", [
+    ("real2bin_baseline", "binary", "binary", 0.05),
+    ("real2bin", "magnitude_weights", "binary", 0.05),
+    ("reactnet_resnet18", "binary", "unscaled_weights", 0.2)])
 def test_binary_stage_starts_where_the_real_weight_stage_ended(tmp_path, monkeypatch, model,
-                                                               final):
+                                                               final, plain, lost):
     """The strong baseline's step 1 (binary activations, real weights), 150
     steps at 14 px, then step 2 (fully binary) from it: with the switch it
     starts within a few points of step 1 on 500 test images; without, near
     chance. Real-to-Binary's stage 2 to 3 likewise: its gated convolutions
     have no scale to carry the magnitudes into, so its recipes' final stage
     takes alpha_c sign(W) (``magnitude_weights``); plain sign(W) starts near
-    chance."""
+    chance. ReActNet's step 1 to step 2 likewise (its kernels are
+    alpha_c sign(W) already; the plain case is sign(W)), within the points
+    Bi-Real-18's layout loses when its weights turn binary at this budget
+    (measured: bireal18 0.70 -> 0.61, reactnet_resnet18 0.73 -> 0.58 and
+    0.70 -> 0.60): no learned scale after its convolutions absorbs the change
+    of direction, as the strong baseline's does."""
     from bnnzoo import datasets
     from bnnzoo.runs import load_model_file
     from bnnzoo.zoo.recipes import get_recipe
 
-    assert get_recipe(model).final_stage_variant == final  # what its runs switch to
+    assert get_recipe(zoo.model_entry(model).recipe).final_stage_variant == final  # its runs' final
     data = datasets.load("fashion_mnist")
     config = resolve(TrainConfig(
         model=model, input_size=14, width=16, epochs=1, steps_per_epoch=150,
@@ -109,10 +116,10 @@ def test_binary_stage_starts_where_the_real_weight_stage_ended(tmp_path, monkeyp
     binary = dataclasses.replace(config, variant=final, init_from=str(tmp_path / "step1"))
     switched = accuracy(training_run.prepare_model(binary, tmp_path / "a", data))
     monkeypatch.setattr(training_run, "begin_binary_stage", lambda *args: 0)
-    plain = dataclasses.replace(binary, variant="binary")
+    plain = dataclasses.replace(binary, variant=plain)
     unswitched = accuracy(training_run.prepare_model(plain, tmp_path / "b", data))
     assert step1 > 0.4, step1
-    assert switched > step1 - 0.05, (step1, switched)
+    assert switched > step1 - lost, (step1, switched)
     assert unswitched < 0.25, (step1, unswitched)  # chance is 0.1
 
 

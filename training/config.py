@@ -97,7 +97,8 @@ class TrainOptions:
     stage: Optional[int] = option(None, "Train only this stage of a staged recipe (real2bin: "
                                   "0-3; two-step: 0-1).")
     teacher: Optional[str] = option(None, "With --stage: the trained run or model file that "
-                                    "teaches it (the previous stage).", path="existing")
+                                    "teaches it (the previous stage); for a recipe with a "
+                                    "teacher stage (reactnet), that stage.", path="existing")
     strategy: str = option(
         "default", "mirrored: every GPU here (without GPUs, two logical CPU devices); "
         "multi-worker: the machines in $TF_CONFIG, each running this command.",
@@ -118,6 +119,7 @@ class StageWiring:
     attention_weight: float = 0.0  # with a teacher: training.distill's loss weights
     output_weight: float = 0.0
     temperature: float = 1.0
+    label_weight: float = 1.0  # the labels' cross-entropy beside a teacher's losses
     int8_edges: bool = False  # int8 ranges at the float layers (zoo.int8_edges): the int8 stage
     # With int8_edges: the training images that calibrate the ranges.
     calibration_images: int = CALIBRATION_IMAGES
@@ -231,6 +233,6 @@ def resolve(config: TrainConfig, data: datasets.Dataset) -> TrainConfig:
         raise UserError("--recalibrate-bn is the last part of --two-step; pass both.")
     if c.stage is not None:
         c = stages.single_stage(c)
-    elif c.teacher:
+    elif c.teacher and not stages.teacher_stage(c):
         raise UserError("--teacher teaches one stage: pass --stage N with it.")
     return c

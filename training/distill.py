@@ -18,7 +18,11 @@ For a batch, with teacher and student seeing the same images:
      \mathrm{KL}\big(\mathrm{softmax}(t/T) \,\Vert\, \mathrm{softmax}(s/T)\big) \),
   \(w = 3\), \(T = 1\).
 
-Both are added to the student's cross-entropy; the teacher is frozen (its
+Both are added to the student's cross-entropy with the labels (weighted by
+the run's ``label_weight``; ReActNet's distributional loss is output
+distillation alone, \( w = 1, T = 1 \): the KL divergence differs from the
+student's cross-entropy against the teacher's softmax by the teacher's
+entropy, a constant, so the two have the same gradients); the teacher is frozen (its
 BatchNorms in inference mode) and gets no gradient. Matched blocks are the
 model's attention points (``zoo.core.AttentionPoint``), in order; the logits are
 the input of the final softmax.
@@ -63,7 +67,7 @@ class TeacherStudent(tf.keras.Model):
         s_view = tf.keras.Model(student.inputs, [student.output, logits(student), *s_points],
                                 name="student")
         image = tf.keras.Input(student.input_shape[1:])
-        t_logits, *t_att = t_view(image, training=False)
+        t_logits, *t_att = tf.nest.flatten(t_view(image, training=False))
         probs, s_logits, *s_att = s_view(image)
         x = probs
         if attention_weight:

@@ -48,6 +48,7 @@ def stage_config(run_dir: Path, *, steps: int = DEFAULT_STEPS, batch_size: Optio
     return dataclasses.replace(
         run, variant=final.variant, batchnorm_only=False, two_step=False, recalibrate_bn=False,
         stage=None, teacher=None, attention_weight=0.0, output_weight=0.0, temperature=1.0,
+        label_weight=1.0,
         init_from=str(Path(run_dir).resolve()), int8_edges=True,
         calibration_images=calibration_images, epochs=1, steps_per_epoch=steps,
         batch_size=batch_size or run.batch_size,

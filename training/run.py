@@ -126,6 +126,7 @@ def compile_model(model: tf.keras.Model, config: TrainConfig) -> None:
     model.compile(
         optimizer=optimizer,
         loss=optimisation.make_loss(config.label_smoothing),
+        loss_weights=None if config.label_weight == 1.0 else [config.label_weight],
         metrics=optimisation.make_metrics(),
         jit_compile=use_xla(config)[0],
     )

@@ -15,6 +15,14 @@ single-stage recipe; Real-to-Binary's strong baseline's recipe):
     step3-batchnorm/            optional (--recalibrate-bn, with --two-step):
                                 alpha_c sign(W) -> sign(W), one epoch training BatchNorm only
 
+ReActNet's (``recipes.REACTNET_STAGES``): a teacher stage, then two steps
+that both learn from it (the distributional loss), the first from new weights:
+
+    teacher-real/                    no quantizers: the real-valued teacher
+                                     (--teacher RUN|MODEL.h5: that network instead)
+    step1-binary-activations/        1-bit activations, real weights
+    step2-binary/                    fully binary, initialised from step 1
+
 Progressive (Real-to-Binary's recipes), the same architecture with its
 quantizers switched, each stage initialised from and taught by the previous
 one (attention matching + output distillation, ``training.distill``):
@@ -70,31 +78,49 @@ def describe(stages: tuple[recipes.Stage, ...]) -> str:
     return f"in {len(stages)} {kind} ({', '.join(stage.name for stage in stages)})"
 
 
+def teacher_stage(config) -> str:
+    """The name of the stage ``config``'s recipe declares as its teacher (one
+    that other stages name as theirs), or ""."""
+    named = {stage.teacher for stage in declared(config)}
+    return next((stage.name for stage in declared(config) if stage.name in named), "")
+
+
 def plan(config, run_dir: Path) -> list[tuple[str, object]]:
     """The stage directories' names (relative to ``run_dir``) and
-    configurations, in order; ``[("", config)]`` for a single run."""
+    configurations, in order; ``[("", config)]`` for a single run. With
+    ``config.teacher``, the recipe's teacher stage is that network instead
+    of a stage to train."""
     if config.stage is not None or not declared(config):
         return [("", config)]
-    return _stages(config, run_dir)
+    stages = _stages(config, run_dir, given_teacher=config.teacher)
+    return [(name, stage) for name, stage in stages if name != teacher_stage(config)
+            or not config.teacher]
 
 
-def _stages(config, run_dir: Path) -> list[tuple[str, object]]:
+def _stages(config, run_dir: Path, given_teacher=None) -> list[tuple[str, object]]:
     """A staged recipe's (or ``--two-step``'s) stages, numbered: each after the
-    first starts from the one before, and a taught one is taught by it."""
+    first starts from the one before (unless ``fresh``), and a taught one is
+    taught by the one before or by its named teacher (``given_teacher``, if
+    set, for the recipe's teacher stage)."""
     run_dir = Path(run_dir).resolve()
     recipe = recipes.Recipe(**config.recipe)
     base = dataclasses.replace(config, two_step=False, recalibrate_bn=False, stage=None,
                                teacher=None)
-    stages = []
+    stages, where = [], {}
     for stage in declared(config):
         step = dataclasses.replace(base, variant=stage.variant)
         if stages:
             previous = str(run_dir / stages[-1][0])
-            step = dataclasses.replace(step, init_from=previous)
+            if not stage.fresh:
+                step = dataclasses.replace(step, init_from=previous)
             if stage.taught:
                 step = dataclasses.replace(
-                    step, teacher=previous, attention_weight=recipe.attention_weight,
-                    output_weight=recipe.output_weight, temperature=recipe.temperature)
+                    step, teacher=where[stage.teacher] if stage.teacher else previous,
+                    attention_weight=recipe.attention_weight,
+                    output_weight=recipe.output_weight, temperature=recipe.temperature,
+                    label_weight=recipe.taught_label_weight)
+        where[stage.name] = (str(given_teacher) if given_teacher and stage.name == teacher_stage(config)
+                             else str(run_dir / stage.name))
         stages.append((stage.name, step))
     name, last = stages[-1]
     stages[-1] = (name, dataclasses.replace(
@@ -122,13 +148,16 @@ def single_stage(config):
         raise UserError(f"--stage must be 0 to {len(stages) - 1} for {config.model}; got {n}.")
     name, stage = stages[n]
     taught = stage.teacher is not None
+    teacher = Path(stage.teacher).name if taught else ""
     if taught and not config.teacher:
-        raise UserError(f"Stage {n} ({name}) is taught by stage {n - 1}: pass --teacher with "
+        raise UserError(f"Stage {n} ({name}) is taught by {teacher}: pass --teacher with "
                          f"that stage's run directory or model file.")
     if config.teacher and not taught:
         raise UserError(f"Stage {n} ({name}) has no teacher; drop --teacher.")
-    if stage.init_from is not None and not (config.init_from or config.teacher):
+    starts_from_teacher = stage.init_from is not None and Path(stage.init_from).name == teacher
+    if stage.init_from is not None and not (config.init_from or starts_from_teacher):
         raise UserError(f"Stage {n} ({name}) starts from stage {n - 1}: pass --init-from "
                          "with that stage's run directory or model file.")
-    return dataclasses.replace(stage, stage=n, teacher=config.teacher,
-                               init_from=config.init_from or config.teacher)
+    return dataclasses.replace(
+        stage, stage=n, teacher=config.teacher,
+        init_from=config.init_from or (config.teacher if starts_from_teacher else None))

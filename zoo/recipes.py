@@ -41,7 +41,9 @@ class Recipe:
     ``final_stage_weight_decay`` (``None``: the run's; 0 for larq-zoo's fully
     binary stages) and its quantizers ``final_stage_variant`` (``zoo.variants``). Taught stages add
     attention matching (``attention_weight``) and output distillation
-    (``output_weight``, softmax ``temperature``), see ``training.distill``.
+    (``output_weight``, softmax ``temperature``), see ``training.distill``,
+    to the labels' cross-entropy weighted ``taught_label_weight`` (ReActNet:
+    0, the distributional loss alone).
 
     ``decay_multipliers`` gives a "step" schedule's factors one by one
     (\( \eta_0 m_k \) after the \(k\)-th boundary) where they are not powers
@@ -73,6 +75,7 @@ class Recipe:
     attention_weight: float = 0.0
     output_weight: float = 0.0
     temperature: float = 1.0
+    taught_label_weight: float = 1.0  # the labels' cross-entropy in taught stages (0: none)
     adam_epsilon: float = 1e-7  # Keras's default; larq-zoo's tasks set 1e-8 or 1e-5 for some
     decay_multipliers: tuple[float, ...] = ()  # "step": the rate's factor after each boundary
     binary_optimizer: str = ""  # "adam": the binary kernels get their own optimiser (QuickNet)
@@ -95,13 +98,17 @@ class Recipe:
 @dataclasses.dataclass(frozen=True)
 class Stage:
     """One stage of a staged recipe: its directory in the run, its quantizers
-    (a ``zoo.variants`` variant) and whether the stage before teaches it
-    (``training.distill``). Every stage after the first starts from the one
-    before."""
+    (a ``zoo.variants`` variant) and whether a stage teaches it
+    (``training.distill``): the one before, or the one named ``teacher``.
+    Every stage after the first starts from the one before unless ``fresh``.
+    A stage that others name as their ``teacher`` is the recipe's teacher
+    stage: ``train --teacher`` replaces it with a trained network."""
 
     name: str
     variant: str
     taught: bool = False
+    teacher: str = ""  # the stage that teaches it, if not the one before
+    fresh: bool = False  # starts from new weights, not from the stage before
 
 
 #: Bi-Real's two-step scheme for deep nets (``--two-step`` on a single-stage
@@ -152,6 +159,17 @@ REAL_TO_BINARY = Recipe(
     reference="Martinez et al., Real-to-Binary Net (ICLR 2020); larq-zoo's re-implementation",
 )
 
+#: ReActNet's stages (Liu et al., methods.md): a real-valued teacher (the
+#: network without its quantizers, or ``train --teacher``), then step 1
+#: (binary activations, real weights) from new weights and step 2 (fully
+#: binary) from step 1, both taught by the teacher.
+REACTNET_STAGES = (
+    Stage("teacher-real", "real"),
+    Stage("step1-binary-activations", "binary_activations", taught=True,
+          teacher="teacher-real", fresh=True),
+    Stage("step2-binary", "binary", taught=True, teacher="teacher-real"))
+
+
 # larq-zoo's BinaryDenseNet-28 task (RECIPES below: -37 and MeliusNet-22 from it).
 BINARY_DENSENET28 = Recipe(
     name="binary_densenet28", optimizer="adam", learning_rate=4e-3, adam_epsilon=1e-8,
@@ -200,6 +218,18 @@ RECIPES = {
         reference="Lin et al., SiMaN (TPAMI 2022), ImageNet recipe at a short budget",
     ),
     "real2bin": REAL_TO_BINARY,
+    # ReActNet, the authors' code: Adam 5e-4 at batch 256, the rate decayed
+    # linearly to 0 over 256 epochs in each step; PyTorch's weight decay 1e-5
+    # (coupled, on the convolution kernels) in step 1, 0 in step 2; the
+    # distributional loss (the student's cross-entropy against the teacher's
+    # softmax, T = 1) without labels. The teacher stage trains on the labels
+    # with step 1's settings (the authors took a trained ResNet-34).
+    "reactnet": Recipe(
+        name="reactnet", optimizer="adam", learning_rate=5e-4, reference_batch_size=256,
+        schedule="linear", epochs=256, batch_size=256, weight_decay=1e-5,
+        weight_decay_mode="l2_kernels", stages=REACTNET_STAGES, final_stage_weight_decay=0.0,
+        output_weight=1.0, temperature=1.0, taught_label_weight=0.0,
+        reference="Liu et al., ReActNet (ECCV 2020), the authors' code"),
     # Real-to-Binary for short runs (a few epochs per stage, batch 128): the
     # paper's recipe (REAL_TO_BINARY) at that budget.
     "real2bin_short": dataclasses.replace(
