@@ -88,8 +88,9 @@ def test_every_registered_model_is_declared_and_built_the_same_way(name):
     assert (len(binary_layers(model)) > 0) != name.startswith("resnet")  # twins: none
     assert f"num_classes: classes of the classifier; default {model.output_shape[-1]}." in doc
     # Three stride-2 stages need 5 px ("same": 5 -> 3 -> 2 -> 1), ResNet-20's two 3 px,
-    # VGG-small's three "valid" 2x2 max-pools 8 px (8 -> 4 -> 2 -> 1).
-    least = {"siman_resnet20": 3, "siman_vgg_small": 8}.get(name, 5)
+    # VGG-small's three "valid" 2x2 max-pools 8 px (8 -> 4 -> 2 -> 1), ReActNet-A's
+    # four stride-2 blocks 9 px (9 -> 5 -> 3 -> 2 -> 1).
+    least = {"siman_resnet20": 3, "siman_vgg_small": 8, "reactnet_a": 9}.get(name, 5)
     assert zoo.smallest_input_side(model) == least
     zoo.check_input_side(model, name)  # 16 px: usable
 
@@ -222,7 +223,7 @@ def test_every_model_takes_a_width_and_scales_every_stage_by_it(name):
     The 101- and 152-layer nets are the 50's factory with more blocks (slow
     to build twice); larq-zoo's models have one width and refuse any
     (test_larq_zoo_models)."""
-    default_width = {"siman_resnet20": 16, "siman_vgg_small": 128}.get(name, 64)
+    default_width = {"siman_resnet20": 16, "siman_vgg_small": 128, "reactnet_a": 32}.get(name, 64)
 
     def conv_widths(model):
         return [layer.filters for layer in model.layers if hasattr(layer, "filters")
