@@ -48,6 +48,7 @@ BLOCKS = {
     "size-latency-table": "export_size_latency:markdown_table",
     "int8-edges-table": "int8_edges:markdown_table",
     "family-table": "family_export:markdown_table",
+    "reactnet-parts-table": "reactnet_parts:markdown_table",
     "deployment-table": "deployment_table:render",
     "deployment-rows": "figures:deployment_rows",
 }
