@@ -10,8 +10,8 @@ import bnnzoo  # (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 bnnzoo.one_import_path(__name__)
 
 from .border_corrected_conv import BorderCorrectedQuantConv2D
-from .bireal import (BiRealApproxSign, BiRealHardTanh, BiRealMagnitudeAwareSign, hard_tanh,
-                     magnitude_aware_sign)
+from .bireal import (BiRealApproxSign, BiRealHardTanh, BiRealLeakyClip,
+                     BiRealMagnitudeAwareSign, hard_tanh, leaky_clip, magnitude_aware_sign)
 from .real2bin import Real2BinTanh
 from .scaled_conv import ScaledQuantConv2D
 from .siman import (SiManClip, SiManClipSchedule, SiManMagnitude, SiManSign, magnitude_encoding,
@@ -22,6 +22,7 @@ from larq.quantizers import approx_sign
 __all__ = [
     "BiRealApproxSign",
     "BiRealHardTanh",
+    "BiRealLeakyClip",
     "BiRealMagnitudeAwareSign",
     "BorderCorrectedQuantConv2D",
     "Real2BinTanh",
@@ -33,6 +34,7 @@ __all__ = [
     "XNORScaledSign",
     "approx_sign",
     "hard_tanh",
+    "leaky_clip",
     "magnitude_aware_sign",
     "magnitude_encoding",
     "siman_magnitude",
