@@ -126,8 +126,10 @@ class BiRealLeakyClip(lq.quantizers.Quantizer):
     first bottleneck (:func:`leaky_clip`): the identity on [-1, 1], slope
     ``slope`` (0.1) outside, so the convolution sees the stem's activations
     squashed towards the range the signs downstream cut, without a dead zone.
-    Real-valued (``precision = 32``); used as a layer of its own, before a
-    real ``Conv2D``, in the binary net and in its real-valued twin alike.
+    Real-valued (``precision = 32``). A quantizer (``input_quantizer=
+    "bireal_leaky_clip"``) or a layer; ``bireal50`` builds the same function
+    from layers (``BiRealBottleneckFactory.leaky_clip``) so that int8 export
+    can range each step.
 
     # Arguments
     - slope: the slope outside [-1, 1].

@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 from larq_zoo.literature.xnornet import xnor_weight_scale
 
-from bnnzoo import export, zoo
+from bnnzoo import export, quantizers, zoo
 from bnnzoo.export import footprint
-from bnnzoo.quantizers import BiRealHardTanh, BiRealLeakyClip, XNORScaledSign
+from bnnzoo.quantizers import BiRealHardTanh, XNORScaledSign
 from bnnzoo.runs import load_model_file
 from bnnzoo.training.initialise import initialise_from
 from bnnzoo.zoo.binary_layers import binary_layers, binary_operations
@@ -86,8 +86,9 @@ def test_every_binary_conv_has_its_own_shortcut(name):
     assert {type(layer.input_quantizer).__name__ for layer in layers} == {"BiRealApproxSign"}
     assert {type(layer.kernel_quantizer).__name__ for layer in layers} == {"BiRealMagnitudeAwareSign"}
     adds = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Add)]
-    assert len(adds) == len(layers)  # one shortcut per binary conv, none shared
-    assert {_add_after(layer)[1] for layer in layers} == set(adds)
+    # One shortcut per binary conv, none shared; the bottleneck nets' leaky clip adds too.
+    assert len(adds) == len(layers) + (name in STAGES)
+    assert {_add_after(layer)[1] for layer in layers} <= set(adds)
     assert model.output_shape == (None, 10)
 
 
@@ -104,13 +105,42 @@ def test_basic_stages_shortcuts_are_identities_but_where_the_shape_changes(name)
             assert path == ["Conv2D", "BatchNormalization"], layer.name
 
 
+def leaky_clip_layers(model):
+    """The opening leaky clip's layers: (hard tanh, its scaling, x's scaling, the sum)."""
+    (clip,) = [layer for layer in model.layers if isinstance(layer, BiRealHardTanh)]
+    scale_clip = _consumer(clip)
+    add = _consumer(scale_clip)
+    (other,) = [t for t in add.input if t is not scale_clip.output]
+    scale_x = other._keras_history.layer
+    assert isinstance(add, tf.keras.layers.Add) and scale_x.input is clip.input
+    assert {type(scale_clip), type(scale_x)} == {tf.keras.layers.Rescaling}
+    return clip, scale_clip, scale_x, add
+
+
 def bottleneck_blocks(model):
     """(first 1x1, 3x3, last 1x1) of each block; the first block's first 1x1 is real."""
     layers = binary_layers(model)
-    opening = [layer for layer in model.layers if isinstance(layer, BiRealLeakyClip)]
-    assert len(opening) == 1
-    (real_1x1,) = [node.outbound_layer for node in opening[0].outbound_nodes]
+    real_1x1 = _consumer(leaky_clip_layers(model)[-1])
     return [(real_1x1, *layers[:2])] + [tuple(layers[i:i + 3]) for i in range(2, len(layers), 3)]
+
+
+@pytest.mark.parametrize("name", ["bireal50", "resnet50"])
+def test_the_opening_leaky_clip_is_the_authors(name):
+    """The layers before the opening 1x1 compute 0.1x - 0.9 below -1, 0.1x + 0.9 above 1,
+    x between (the authors' ``Leakyclip``), with gradient 1 up to |x| = 1 and 0.1 beyond."""
+    clip, scale_clip, scale_x, add = leaky_clip_layers(small(name))
+    x = tf.Variable(np.array([[-3.0, -1.5, -1.0, -0.4, 0.0, 0.7, 1.0, 1.2, 4.0]], np.float32))
+    upstream = np.linspace(0.5, 2.0, x.shape[1]).astype(np.float32)
+    with tf.GradientTape() as tape:
+        y = add([scale_clip(clip(x)), scale_x(x)])
+        target = y * upstream
+    value = x.numpy()
+    closed = np.where(np.abs(value) <= 1, value, np.sign(value) * (1 + 0.1 * (np.abs(value) - 1)))
+    np.testing.assert_allclose(y.numpy(), closed, atol=1e-6)
+    np.testing.assert_allclose(y.numpy(), quantizers.leaky_clip(x).numpy(), atol=1e-6)
+    grad = np.where(np.abs(value) <= 1, 1.0, 0.1) * upstream
+    np.testing.assert_allclose(tape.gradient(target, x).numpy(), grad, atol=1e-6)
+    assert _consumer(add).kernel_size == (1, 1)  # it feeds the opening real 1x1
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))
@@ -142,13 +172,13 @@ def test_bottleneck_shortcuts_are_the_authors_two_streams(name):
     firsts = set(np.cumsum((0,) + blocks[:-1]))
     found = bottleneck_blocks(model)
     opening, first_3x3, _ = found[0]
-    leaky = opening.input._keras_history.layer
-    assert isinstance(leaky, BiRealLeakyClip) and leaky.slope == 0.1
+    clip, _, _, leaky = leaky_clip_layers(model)
+    assert opening.input is leaky.output
     # The opening 1x1: leaky clip -> real 1x1 -> BatchNorm -> the 3x3, no shortcut.
     bn = _consumer(opening)
     assert isinstance(bn, tf.keras.layers.BatchNormalization) and first_3x3.input is bn.output
     assert opening.kernel_size == (1, 1) and opening not in binary_layers(model)
-    wide = leaky.input  # the stem's output: both streams start there
+    wide = clip.input  # the stem's output: both streams start there
     narrow = wide
     for index, (first_1x1, conv3x3, last_1x1) in enumerate(found):
         first, strided = index in firsts, index in firsts and index > 0
@@ -186,7 +216,7 @@ def test_bottleneck_nets_real_convolutions_are_the_first_blocks_shortcuts(name):
     pools = [layer.pool_size for layer in model.layers
              if isinstance(layer, tf.keras.layers.AveragePooling2D)]
     assert pools.count((2, 2)) == 6 and len(pools) == 7  # 3x3s' and wide shortcuts; the head
-    assert sum(isinstance(layer, BiRealLeakyClip) for layer in model.layers) == 1
+    assert sum(isinstance(layer, BiRealHardTanh) for layer in model.layers) == 1
 
 
 def torch_parameter_count(stage_repeat, num_classes=1000, stem=7):
@@ -258,8 +288,8 @@ def test_real_twin_has_the_binary_nets_layers_without_quantization(binary, real)
     assert len(quantized) == BINARY_CONVS[binary]
     assert all(isinstance(layer.input_quantizer, BiRealHardTanh) and layer.kernel_quantizer is None
                and layer.kernel_constraint is None for layer in quantized)
-    clips = [i for i, layer in enumerate(r.layers) if isinstance(layer, BiRealLeakyClip)]
-    assert clips == [i for i, layer in enumerate(b.layers) if isinstance(layer, BiRealLeakyClip)]
+    clips = [i for i, layer in enumerate(r.layers) if isinstance(layer, BiRealHardTanh)]
+    assert clips == [i for i, layer in enumerate(b.layers) if isinstance(layer, BiRealHardTanh)]
     assert len(clips) == (binary in STAGES)  # the twin keeps the opening leaky clip
 
 
@@ -343,3 +373,28 @@ def test_trained_model_files_load_back(name, tmp_path):
     loaded = load_model_file(tmp_path / "model.h5")
     x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_bottleneck_nets_export_with_int8_edges():
+    """``export --int8``: the opening leaky clip's clip, scalings and sum run in int8 like
+    every real layer (one layer's inner arithmetic would stay float), the shortcuts'
+    convolutions get int8 weights, and every binary conv stays ``LceBconv2d``."""
+    from bnnzoo.export.int8_weights import on_int8_grid
+    from bnnzoo.export.pipeline import synthetic_inputs
+    from bnnzoo.export.report import check_report
+    from bnnzoo.training.calibration import calibrate
+    from bnnzoo.zoo.int8_edges import with_int8_edges
+
+    tf.keras.utils.set_random_seed(0)
+    model = CompactBottleneckNet(input_shape=(72, 72, 3), input_tensor=None, weights=None,
+                                 include_top=True, num_classes=10).build()
+    int8 = with_int8_edges(model)
+    images = synthetic_inputs(model.input_shape[1:], 16)
+    calibrate(int8, [(images[:8], None), (images[8:], None)])
+    on_int8_grid(int8)
+    report = {**export.export_report(int8, export.export_flatbuffer(int8, "arm64")),
+              "int8_edges": True}
+    check_report(report)  # no float arithmetic, no float weights, every binary conv bitpacked
+    precision = report["precision"]
+    assert precision["float"] == {"DEQUANTIZE": 1} and precision["float_weights"] == []
+    assert precision["int8"]["RELU_N1_TO_1"] == 1 and precision["int8"]["LceBconv2d"] == 11

@@ -38,9 +38,10 @@ block of a stage:
 * \(P\): 2x2 average pooling where the 3x3 is strided.
 
 The network's first block (stage 1's, stride 1) opens with a real 1x1 conv
-on the leaky clip of the stem's output (``bireal_leaky_clip``: slope 0.1
-outside [-1, 1]) instead of a sign and a binary conv, and, as in the authors'
-code, adds no narrow shortcut to it. So ``bireal50`` has 47 binary
+on the leaky clip of the stem's output (``bireal_leaky_clip``: the identity
+on [-1, 1], slope 0.1 outside; built as clip, two scalings and an addition,
+see ``leaky_clip``) instead of a sign and a binary conv, and, as in the
+authors' code, adds no narrow shortcut to it. So ``bireal50`` has 47 binary
 convolutions (``bireal101`` 98, ``bireal152`` 149) and nine real ones: the
 stem, that 1x1, four wide and three narrow shortcuts.
 
@@ -58,7 +59,7 @@ quantizers and weight clipping are ``bireal18``'s.
 
 import tensorflow as tf
 
-from bnnzoo.quantizers.bireal import BiRealLeakyClip
+from bnnzoo.quantizers.bireal import BiRealHardTanh
 
 from .bireal import BIREAL_PAPER, BiRealNetFactory
 from .model_docs import ModelDoc
@@ -85,6 +86,16 @@ class BiRealBottleneckFactory(BiRealNetFactory):
             for block in range(blocks):
                 yield self.filters * 2**stage, 2 if stage > 0 and block == 0 else 1, block == 0
 
+    def leaky_clip(self, x):
+        r"""``bireal_leaky_clip`` (:func:`bnnzoo.quantizers.leaky_clip`) as layers:
+        \((1 - s) \operatorname{clip}(x, -1, 1) + s x\), the clip ``bireal_hard_tanh``.
+        The one quantizer layer computes the same; as four layers, ``--int8``
+        export gives each its range and runs them in int8 (RELU_N1_TO_1, MUL,
+        MUL, ADD), where a single layer's inner arithmetic would stay float."""
+        slope = self.leaky_clip_slope
+        clipped = tf.keras.layers.Rescaling(1.0 - slope)(BiRealHardTanh()(x))
+        return tf.keras.layers.add([clipped, tf.keras.layers.Rescaling(slope)(x)])
+
     def real_conv(self, x, filters: int):
         """A real 1x1 convolution, no bias."""
         return tf.keras.layers.Conv2D(
@@ -93,7 +104,7 @@ class BiRealBottleneckFactory(BiRealNetFactory):
     def bottleneck(self, narrow, wide, width: int, strides: int, first: bool, opening: bool):
         """One block on the two streams; returns the new (narrow, wide)."""
         if opening:  # real 1x1 on the leaky clip, no shortcut
-            h = self.batch_norm(self.real_conv(BiRealLeakyClip(self.leaky_clip_slope)(wide), width))
+            h = self.batch_norm(self.real_conv(self.leaky_clip(wide), width))
         else:
             h = self.batch_norm(self.binary_conv(wide, width, 1))
             h = tf.keras.layers.add([h, self.real_conv(narrow, width) if first else narrow])
