@@ -140,6 +140,9 @@ class BiRealNet152(BiRealBottleneckFactory):
 
 _PAPER = "Liu et al., Bi-Real Net, IJCV 2020 (arXiv:1808.00278)"
 _REFERENCES = (f"{BIREAL_PAPER} (ECCV 2018; IJCV 2020 for 50-152)",)
+_BOTTLENECK_REFERENCES = _REFERENCES + (
+    "[The authors' PyTorch Bi-Real-50](https://github.com/liuzechun/Bi-Real-net/blob/master/"
+    "pytorch_implementation/BiReal_50/birealnet.py) (the layout followed here)",)
 
 bireal34 = register_factory(BiRealNet34, ModelDoc(
     "Bi-Real Net with 34 layers (32 binary 3x3 convolutions).",
@@ -149,17 +152,17 @@ bireal50 = register_factory(BiRealNet50, ModelDoc(
     "Bi-Real Net with 50 layers, its authors' two-stream bottlenecks (16 blocks, 47 binary "
     "convolutions; parameter-free shortcuts but in each stage's first block).",
     metrics="ImageNet metrics (paper, IJCV 2020)", rows=(("62.6 %", "83.9 %"),),
-    references=_REFERENCES),
+    references=_BOTTLENECK_REFERENCES),
     paper=_PAPER, paper_top1=62.6, twin="resnet50")
 bireal101 = register_factory(BiRealNet101, ModelDoc(
     "Bi-Real Net with 101 layers, Bi-Real-50's blocks (33 bottlenecks, 98 binary "
     "convolutions).\n\n"
     "The paper reports no 101-layer figure in the table this project follows.",
-    references=_REFERENCES),
+    references=_BOTTLENECK_REFERENCES),
     paper=_PAPER, twin="resnet101")
 bireal152 = register_factory(BiRealNet152, ModelDoc(
     "Bi-Real Net with 152 layers, Bi-Real-50's blocks (50 bottlenecks, 149 binary "
     "convolutions).",
     metrics="ImageNet metrics (paper, IJCV 2020)", columns=("Top-1",), rows=(("64.5 %",),),
-    references=_REFERENCES),
+    references=_BOTTLENECK_REFERENCES),
     paper=_PAPER, paper_top1=64.5, twin="resnet152")
