@@ -32,25 +32,6 @@ def _consumer(tensor_owner):
     return node.outbound_layer
 
 
-def shortcut_path(layer):
-    """The layers on the shortcut around binary ``layer`` ([] for identity).
-
-    Checks the block ``x -> bconv -> BatchNorm -> Add(., shortcut(x))``.
-    """
-    bn = _consumer(layer)
-    assert isinstance(bn, tf.keras.layers.BatchNormalization), layer.name
-    add = _consumer(bn)
-    assert isinstance(add, tf.keras.layers.Add), layer.name
-    (other,) = [t for t in add.input if t is not bn.output]
-    path, tensor = [], other
-    while tensor is not layer.input:
-        producer = tensor._keras_history.layer
-        path.append(type(producer).__name__)
-        tensor = producer.input
-        assert len(path) <= 3, f"{layer.name}'s shortcut does not start at its input"
-    return path[::-1]
-
-
 def _add_after(layer):
     """The Add closing ``x -> bconv -> BatchNorm -> Add``."""
     bn = _consumer(layer)
@@ -88,7 +69,8 @@ def test_every_binary_conv_has_its_own_shortcut(name):
     adds = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Add)]
     # One shortcut per binary conv, none shared; the bottleneck nets' leaky clip adds too.
     assert len(adds) == len(layers) + (name in STAGES)
-    assert {_add_after(layer)[1] for layer in layers} <= set(adds)
+    own = {_add_after(layer)[1] for layer in layers}
+    assert len(own) == len(layers) and own <= set(adds)
     assert model.output_shape == (None, 10)
 
 
@@ -238,19 +220,12 @@ def torch_parameter_count(stage_repeat, num_classes=1000, stem=7):
     return count + 2048 * num_classes + num_classes
 
 
-@functools.cache
-def imagenet_footprint(name):
-    model = zoo.get_model(name)
-    trainable = sum(int(w.shape.num_elements()) for w in model.trainable_weights)
-    result = footprint(model), trainable
-    tf.keras.backend.clear_session()
-    return result
-
-
 def test_bireal50_at_imagenet_size_is_the_authors_network():
     """25.7M parameters (PyTorch's count), ~86 % of the MACs binary, 0.63 GFLOPs."""
     assert torch_parameter_count((3, 4, 6, 3)) == 25_730_088
-    fp, trainable = imagenet_footprint("bireal50")
+    model = zoo.get_model("bireal50")  # 224x224x3, 1000 classes
+    fp = footprint(model)  # as `cli.py models` counts (export/footprint_table.py)
+    trainable = sum(int(w.shape.num_elements()) for w in model.trainable_weights)
     # Ours lacks only the authors' unused stage-1 down_conv1x1 (16 x 64 weights).
     assert trainable == torch_parameter_count((3, 4, 6, 3)) - 16 * 64 == 25_729_064
     assert fp.params == 25_782_184  # Keras also counts BatchNorm's moving mean and variance
