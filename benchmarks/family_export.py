@@ -17,9 +17,7 @@ model's own recipe:
 Each row records the training loss and time, the LceBconv2d count against the
 Keras model's binary convolutions, the flatbuffer's size, conversion time and
 parity, and the model's figures at its default input shape from ``cli.py
-models`` (parameters, 1-bit size, FLOPs: ``footprint``; the bireal file,
-written when every model's default was 224x224x3 with 1000 classes, calls it
-``imagenet_224``). For ``real2bin`` the network is also converted at its
+models`` (parameters, 1-bit size, FLOPs: ``footprint``). For ``real2bin`` the network is also converted at its
 default 224x224x3 input (untrained: operator shapes do not depend on weights)
 and the flatbuffer's MACs split into binary, the gating branch's
 ``FULLY_CONNECTED`` operators and the rest, with the gates' pooling and

@@ -10,8 +10,8 @@ import bnnzoo  # (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 bnnzoo.one_import_path(__name__)
 
 from .border_corrected_conv import BorderCorrectedQuantConv2D
-from .bireal import (BiRealApproxSign, BiRealHardTanh, BiRealMagnitudeAwareSign, hard_tanh,
-                     magnitude_aware_sign)
+from .bireal import (BiRealApproxSign, BiRealHardTanh, BiRealLeakyClip,
+                     BiRealMagnitudeAwareSign, hard_tanh, leaky_clip, magnitude_aware_sign)
 from .real2bin import Real2BinTanh
 from .reactnet import ReActNetWeightSign, RPReLU, RSign, reactnet_weight_sign
 from .scaled_conv import ScaledQuantConv2D
@@ -23,6 +23,7 @@ from larq.quantizers import approx_sign
 __all__ = [
     "BiRealApproxSign",
     "BiRealHardTanh",
+    "BiRealLeakyClip",
     "BiRealMagnitudeAwareSign",
     "BorderCorrectedQuantConv2D",
     "RPReLU",
@@ -37,6 +38,7 @@ __all__ = [
     "XNORScaledSign",
     "approx_sign",
     "hard_tanh",
+    "leaky_clip",
     "magnitude_aware_sign",
     "magnitude_encoding",
     "reactnet_weight_sign",

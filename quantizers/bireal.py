@@ -1,8 +1,10 @@
 r"""Bi-Real Net's quantizers (Liu et al., ECCV 2018 / IJCV 2020).
 
-Both are thin, registered subclasses of larq's built-ins, whose maths is exactly
-the paper's: they add the project's names, the maths in the docstrings and a
-pure function for the weights that can be used without Keras.
+The two signs are thin, registered subclasses of larq's built-ins, whose maths
+is exactly the paper's: they add the project's names, the maths in the
+docstrings and a pure function for the weights that can be used without Keras.
+The hard tanh (the real-valued twins' stand-in for the sign) and the leaky clip
+(before the real 1x1 convolution that opens Bi-Real-50) are real-valued.
 """
 
 from typing import Optional
@@ -101,3 +103,50 @@ class BiRealHardTanh(lq.quantizers.Quantizer):
 
     def call(self, inputs):
         return hard_tanh(inputs)
+
+
+def leaky_clip(x: tf.Tensor, slope: float = 0.1) -> tf.Tensor:
+    r"""The leaky clip: the identity on [-1, 1], slope ``slope`` outside.
+
+    \[ q(x) = \begin{cases} x & |x| \le 1 \\
+       \operatorname{sign}(x)\,\bigl(1 + s\,(|x| - 1)\bigr) & |x| > 1 \end{cases}
+       \;=\; (1 - s)\operatorname{clip}(x, -1, 1) + s\,x , \qquad
+       \frac{\partial q}{\partial x} = \begin{cases} 1 & |x| \le 1 \\ s & |x| > 1 \end{cases} \]
+    (\(s = 0.1\): \(0.1x - 0.9\) below -1 and \(0.1x + 0.9\) above 1, as the
+    authors' ``Leakyclip``). Written as the second form, a clip, two scalings
+    and an addition, which TFLite runs as RELU_N1_TO_1, MUL and ADD.
+    """
+    return (1.0 - slope) * tf.clip_by_value(x, -1.0, 1.0) + slope * x
+
+
+@lq.utils.register_alias("bireal_leaky_clip")
+@lq.utils.register_keras_custom_object
+class BiRealLeakyClip(lq.quantizers.Quantizer):
+    r"""The leaky clip before the real 1x1 convolution that opens Bi-Real-50's
+    first bottleneck (:func:`leaky_clip`): the identity on [-1, 1], slope
+    ``slope`` (0.1) outside, so the convolution sees the stem's activations
+    squashed towards the range the signs downstream cut, without a dead zone.
+    Real-valued (``precision = 32``). A quantizer (``input_quantizer=
+    "bireal_leaky_clip"``) or a layer; ``bireal50`` builds the same function
+    from layers (``BiRealBottleneckFactory.leaky_clip``) so that int8 export
+    can range each step.
+
+    # Arguments
+    - slope: the slope outside [-1, 1].
+
+    # References
+    - The authors' PyTorch Bi-Real-50 (``Leakyclip`` in
+      github.com/liuzechun/Bi-Real-net, ``pytorch_implementation/BiReal_50/birealnet.py``).
+    """
+
+    precision = 32
+
+    def __init__(self, slope: float = 0.1, **kwargs):
+        self.slope = slope
+        super().__init__(**kwargs)
+
+    def call(self, inputs):
+        return leaky_clip(inputs, self.slope)
+
+    def get_config(self):
+        return {**super().get_config(), "slope": self.slope}

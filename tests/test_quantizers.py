@@ -129,3 +129,37 @@ def test_hard_tanh_clips_and_passes_the_gradient_inside():
     np.testing.assert_allclose(tape.gradient(y, x), [0, 1, 1, 1, 1, 1, 0])
     assert quantizers.BiRealHardTanh.precision == 32
     assert isinstance(lq.quantizers.get("bireal_hard_tanh"), quantizers.BiRealHardTanh)
+
+
+def leaky_clip_closed_form(x, slope=0.1):
+    """x on [-1, 1], sign(x) (1 + slope (|x| - 1)) outside; derivative 1 and slope."""
+    value = np.where(np.abs(x) <= 1, x, np.sign(x) * (1 + slope * (np.abs(x) - 1)))
+    return value, np.where(np.abs(x) <= 1, 1.0, slope)
+
+
+@pytest.mark.parametrize("slope", [0.1, 0.25])
+def test_leaky_clip_value_and_gradient_are_the_closed_form(slope):
+    """Bi-Real-50's leaky clip: 0.1x - 0.9 below -1, 0.1x + 0.9 above 1 (the authors'
+    ``Leakyclip``), the identity between, with gradient 1 up to |x| = 1 included."""
+    upstream = np.linspace(0.5, 2.0, POINTS.size).astype(np.float32)
+    y, g = value_and_grad(quantizers.BiRealLeakyClip(slope), POINTS, upstream)
+    value, grad = leaky_clip_closed_form(POINTS, slope)
+    np.testing.assert_allclose(y, value, atol=1e-6)
+    np.testing.assert_allclose(g, grad * upstream, atol=1e-6)
+    if slope == 0.1:
+        np.testing.assert_allclose(y[POINTS == 3.0], 0.1 * 3 + 0.9, atol=1e-6)
+        np.testing.assert_allclose(y[POINTS == -1.5], 0.1 * -1.5 - 0.9, atol=1e-6)
+    np.testing.assert_array_equal(y, quantizers.leaky_clip(tf.constant(POINTS), slope).numpy())
+
+
+def test_leaky_clip_is_registered_and_survives_save_and_load(tmp_path):
+    assert isinstance(lq.quantizers.get("bireal_leaky_clip"), quantizers.BiRealLeakyClip)
+    assert quantizers.BiRealLeakyClip.precision == 32
+    inputs = tf.keras.Input((4,))
+    model = tf.keras.Model(inputs, quantizers.BiRealLeakyClip(0.2)(inputs))
+    model.save(tmp_path / "m.h5")
+    loaded = tf.keras.models.load_model(tmp_path / "m.h5")
+    assert isinstance(loaded.layers[-1], quantizers.BiRealLeakyClip)
+    assert loaded.layers[-1].slope == 0.2
+    x = np.array([[-4.0, -0.5, 0.5, 4.0]], dtype=np.float32)
+    np.testing.assert_allclose(loaded(x).numpy(), [[-1.6, -0.5, 0.5, 1.6]], atol=1e-6)
