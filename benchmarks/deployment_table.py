@@ -1,7 +1,8 @@
 """The deployment table: every registry model exported at 224x224x3, 1000 classes.
 
-One row per model, each built by the registry with random weights (sizes,
-operator counts and latency do not depend on the weights' values), its binary
+One row per model, each built by the registry with random weights and its
+constant-initialised weights moved as training moves them (``as_trained``:
+sizes, operator counts and latency then do not depend on the values), its binary
 dense layers rewritten as 1x1 binary convolutions and converted by
 ``bnnzoo.export.export_flatbuffer`` for arm64, as ``cli.py export`` does:
 
@@ -128,6 +129,24 @@ def int8_column(model) -> dict:
                            "lce_bconv2d": report["binary_convolutions"]["lce_bconv2d"]}}
 
 
+def as_trained(model, spread: float = 0.05):
+    """``model`` with every trainable weight that starts as one constant
+    (BatchNorm's beta and gamma, biases, learned shifts and scales, PReLU
+    slopes) moved by N(0, ``spread``) noise, as training moves it: the
+    converter folds an ``x + 0`` or an ``x * 1`` away, which a trained
+    network's file keeps, so a row of untouched initial values would count
+    fewer operators than the model deployed (ReActNet's shifts, the
+    BatchNorm before a sign, Real-to-Binary's scales). Seeded."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for weight in model.trainable_weights:
+        value = weight.numpy()
+        if value.size > 1 and np.all(value == value.flat[0]):
+            weight.assign(value + rng.normal(0, spread, value.shape).astype(value.dtype))
+    return model
+
+
 def build(name: str, side: int, classes: int):
     """(model, the model with binary dense layers as 1x1 binary convolutions, the
     Keras side's fields of the row). The random weights are seeded: the int8
@@ -139,7 +158,7 @@ def build(name: str, side: int, classes: int):
     from bnnzoo.zoo.binary_layers import binary_layers, binary_operations
 
     tf.keras.utils.set_random_seed(0)
-    model = zoo.get_model(name, input_shape=(side, side, 3), num_classes=classes)
+    model = as_trained(zoo.get_model(name, input_shape=(side, side, 3), num_classes=classes))
     converted, dense = binary_dense_as_conv(model)
     keras = {"model": name, "larq_zoo": zoo.model_entry(name).larq_zoo or None,
              "params": int(model.count_params()),

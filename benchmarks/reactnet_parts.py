@@ -1,7 +1,8 @@
 """What ReActNet's RSign and RPReLU cost on LCE: each network against the same graph without them.
 
-For ``reactnet_a`` and ``reactnet_resnet18`` (untrained, their shifts set
-away from 0 as training leaves them: a zero shift would be folded away), at
+For ``reactnet_a`` and ``reactnet_resnet18`` (untrained, their constant
+initial weights moved as training moves them: ``deployment_table.as_trained``;
+a zero shift would be folded away), at
 224x224x3 and 1000 classes by default: the network as registered, and the
 same layers with Bi-Real's plain approximate sign in
 place of RSign (no shift: no ADD before ``LceQuantize``) and nothing in place
@@ -41,18 +42,6 @@ def without_parts(factory):
     return Plain
 
 
-def with_trained_shifts(model):
-    """``model`` with its shifts away from their initial 0, as training leaves
-    them (a zero shift is an ``x + 0`` the converter folds away)."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    for weight in model.weights:
-        if "shift" in weight.name:
-            weight.assign(rng.normal(0, 0.1, weight.shape))
-    return model
-
-
 def markdown_table(result: dict) -> str:
     """docs/measurements.md's table of a results file."""
     lines = ["| model | with RSign, RPReLU | without | cost | operators added |",
@@ -78,15 +67,16 @@ def main(argv=None):
     from bnnzoo import atomic, zoo
     from bnnzoo.export import export_flatbuffer, flatbuffer, parity
     from bnnzoo.zoo import reactnet
-    from machine import machine  # benchmarks/machine.py, beside this script
+    from deployment_table import as_trained  # beside this script
+    from machine import machine
 
     shape = (args.input_size, args.input_size, 3)
     factories = {"reactnet_a": reactnet.ReActNetA, "reactnet_resnet18": reactnet.ReActResNet18}
     load_before = os.getloadavg()
     rows = []
     for name in MODELS:
-        built = {"with": with_trained_shifts(zoo.get_model(name, input_shape=shape)),
-                 "without": without_parts(factories[name])(input_shape=shape).build()}
+        built = {"with": as_trained(zoo.get_model(name, input_shape=shape)),
+                 "without": as_trained(without_parts(factories[name])(input_shape=shape).build())}
         buffers = {kind: export_flatbuffer(model, "arm64") for kind, model in built.items()}
         counts = {kind: flatbuffer.operator_histogram(buf) for kind, buf in buffers.items()}
         images = np.random.default_rng(0).uniform(-1, 1, (args.images, *shape)).astype(np.float32)

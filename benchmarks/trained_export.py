@@ -29,8 +29,11 @@ AIM_POINTS = 0.1  # |flatbuffer top-1 - Keras top-1|, in points
 
 
 def stage_rows(run_dir: Path) -> list[dict]:
-    """Each stage's (or the run's) last validation accuracy, epochs and seconds."""
-    dirs = sorted(p.parent for p in run_dir.glob("*/history.json")) or [run_dir]
+    """Each stage's (or the run's) last validation accuracy, epochs and seconds,
+    in the order the run trained them."""
+    dirs = sorted((p.parent for p in run_dir.glob("*/config.json")),
+                  key=lambda d: json.loads((d / "config.json").read_text()).get("stage") or 0)
+    dirs = [d for d in dirs if (d / "history.json").is_file()] or [run_dir]
     rows = []
     for directory in dirs:
         history = json.loads((directory / "history.json").read_text())

@@ -55,6 +55,13 @@ class RSign(BiRealApproxSign):
     def call(self, inputs):
         return super().call(inputs + tf.cast(self.shift, inputs.dtype))
 
+    @property
+    def non_trainable_weights(self):
+        # larq's quantizers report none (their flip-ratio metric's variables are
+        # not the network's); frozen, the shift still is a weight of the network.
+        shift = getattr(self, "shift", None)
+        return [] if self.trainable or shift is None else [shift]
+
 
 def reactnet_weight_sign(w: tf.Tensor) -> tf.Tensor:
     r"""\( \alpha_c \operatorname{sign}(W) \) forward, \( \mathbb{1}_{|W| \le 1} \)

@@ -101,10 +101,15 @@ def test_the_parts_save_and_load_in_any_larq_layer(tmp_path):
                                  RPReLU()(x)))
     model = tf.keras.Model(inputs, x)
     model.set_weights([RNG.normal(size=w.shape).astype(np.float32) * 0.5 for w in model.weights])
-    model.save(tmp_path / "m.h5")
+    assert sum("shift" in w.name for w in model.weights) == 4  # RSign's two, RPReLU's two
     images = RNG.normal(size=(3, 6, 6, 3)).astype(np.float32)
-    np.testing.assert_array_equal(load_model_file(tmp_path / "m.h5").predict(images, verbose=0),
-                                  model.predict(images, verbose=0))
+    for trainable in (True, False):  # frozen (a teacher), the shifts are weights still
+        model.trainable = trainable
+        assert len(model.weights) == 8
+        model.save(tmp_path / "m.h5")
+        np.testing.assert_array_equal(
+            load_model_file(tmp_path / "m.h5").predict(images, verbose=0),
+            model.predict(images, verbose=0))
 
 
 def layers_of(model, kind):
@@ -279,7 +284,8 @@ def test_cli_trains_the_three_stages_then_exports_fully_bitpacked(tmp_path, invo
     assert again.exit_code == 0, again.output
     assert not (tmp_path / "given" / "teacher-real").exists()
     step1 = json.loads((tmp_path / "given" / "step1-binary-activations" / "config.json").read_text())
-    assert step1["teacher"] == str(run_dir / "teacher-real")
+    assert step1["teacher"] == str(run_dir.resolve() / "teacher-real")
+    assert step1["init_from"] is None
     wrong = invoke("train", "bireal18", *quick, "--teacher", run_dir / "teacher-real",
                    "--output", tmp_path / "wrong", runs=runs_dir)
     assert_one_clear_error(wrong, "--teacher teaches one stage")

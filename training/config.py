@@ -95,10 +95,10 @@ class TrainOptions:
                                   "for ImageNet ResNets].")
     # A user trains one stage alone with these two; training.stages sets them for each stage.
     stage: Optional[int] = option(None, "Train only this stage of a staged recipe (real2bin: "
-                                  "0-3; two-step: 0-1).")
+                                  "0-3; reactnet: 0-2; two-step: 0-1).")
     teacher: Optional[str] = option(None, "With --stage: the trained run or model file that "
-                                    "teaches it (the previous stage); for a recipe with a "
-                                    "teacher stage (reactnet), that stage.", path="existing")
+                                    "teaches it (the previous stage); without --stage, for a "
+                                    "recipe with a teacher stage, that stage.", path="existing")
     strategy: str = option(
         "default", "mirrored: every GPU here (without GPUs, two logical CPU devices); "
         "multi-worker: the machines in $TF_CONFIG, each running this command.",

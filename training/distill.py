@@ -62,6 +62,9 @@ class TeacherStudent(tf.keras.Model):
         if tuple(teacher.input_shape[1:]) != tuple(student.input_shape[1:]):
             raise UserError(f"The teacher {teacher.name} takes {teacher.input_shape[1:]}, "
                              f"the student {student.name} {student.input_shape[1:]}.")
+        if teacher.output_shape[-1] != student.output_shape[-1]:
+            raise UserError(f"The teacher {teacher.name} has {teacher.output_shape[-1]} classes, "
+                             f"the student {student.name} {student.output_shape[-1]}.")
         teacher.trainable = False
         t_view = tf.keras.Model(teacher.inputs, [logits(teacher), *t_points], name="teacher")
         s_view = tf.keras.Model(student.inputs, [student.output, logits(student), *s_points],
@@ -71,10 +74,10 @@ class TeacherStudent(tf.keras.Model):
         probs, s_logits, *s_att = s_view(image)
         x = probs
         if attention_weight:
-            x = AttentionMatchingLossLayer(attention_weight)([x, t_att, s_att])
-        if output_weight:
+            x = AttentionMatchingLossLayer(attention_weight, dtype="float32")([x, t_att, s_att])
+        if output_weight:  # in float32 (the inputs cast), whatever the policy
             x = OutputDistributionMatchingLossLayer(
-                output_weight, temperature, propagate_teacher_gradients=False
+                output_weight, temperature, propagate_teacher_gradients=False, dtype="float32"
             )([x, t_logits, s_logits])
         super().__init__(inputs=image, outputs=x, name=f"{student.name}_taught")
         self._student = student

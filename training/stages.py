@@ -3,9 +3,10 @@ directory inside the run, started from (and, where the recipe says so,
 taught by) the stage before.
 
 A recipe declares its stages (``zoo.recipes.Recipe.stages``: each a
-directory name, a ``zoo.variants`` variant and whether the stage before
-teaches it); this module reads the declaration and knows no model. Two
-examples, both declared in ``zoo.recipes``:
+directory name, a ``zoo.variants`` variant, which stage teaches it, if any,
+and whether it starts from the stage before); this module reads the
+declaration and knows no model. Three
+examples, all declared in ``zoo.recipes``:
 
 Two steps (``TWO_STEP``: Bi-Real's ``--two-step`` for deep nets, on any
 single-stage recipe; Real-to-Binary's strong baseline's recipe):
@@ -73,8 +74,7 @@ def describe(stages: tuple[recipes.Stage, ...]) -> str:
     """How a recipe with ``stages`` trains, in words for a message."""
     if not stages:
         return "in one stage"
-    kind = ("progressive teacher-student stages" if any(stage.taught for stage in stages)
-            else "stages")
+    kind = ("teacher-student stages" if any(stage.taught for stage in stages) else "stages")
     return f"in {len(stages)} {kind} ({', '.join(stage.name for stage in stages)})"
 
 
@@ -109,6 +109,8 @@ def _stages(config, run_dir: Path, given_teacher=None) -> list[tuple[str, object
     stages, where = [], {}
     for stage in declared(config):
         step = dataclasses.replace(base, variant=stage.variant)
+        if stage.fresh:  # new weights (``--init-from`` is the first stage's)
+            step = dataclasses.replace(step, init_from=None)
         if stages:
             previous = str(run_dir / stages[-1][0])
             if not stage.fresh:
@@ -139,7 +141,8 @@ def _stages(config, run_dir: Path, given_teacher=None) -> list[tuple[str, object
 def single_stage(config):
     """``config`` (with ``stage`` set) as the configuration of that stage alone:
     taught by ``config.teacher`` and started from ``config.init_from`` (by
-    default the teacher, which has the same architecture)."""
+    default, for a stage that starts from the stage teaching it, the teacher:
+    the same architecture)."""
     if not declared(config):
         raise UserError(f"{config.model} trains in one stage; --stage is for staged recipes "
                         "and --two-step.")

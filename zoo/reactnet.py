@@ -13,10 +13,12 @@ width doubles except 32 -> 64. A block with input \(x\) of \(C\) channels:
 
     y = RPReLU(BN(bconv3x3_C(RSign(x), stride)) + pool(x))      pool: 2x2 average where strided
     out = RPReLU(BN(bconv1x1_C(RSign(y))) + y)                   width kept
-    out = RPReLU(concat(BN(bconv1x1_C(s)) + y, BN(bconv1x1_C'(s)) + y))   s = RSign(y), width doubled
+    out = RPReLU(concat(BN(bconv1x1_C(RSign(y))) + y, BN(bconv1x1_C(RSign'(y))) + y))   doubled
 
-No real convolution sits on any shortcut: 31 binary convolutions, the stem
-and the classifier real. The authors pad the sign's borders with 0; this zoo
+No real convolution sits on any shortcut: 31 binary convolutions, each with
+its own RSign (the authors' doubling block shares one between its two 1x1s:
+the same function when the two shifts are equal), the stem and the
+classifier real. The authors pad the sign's borders with 0; this zoo
 pads with +1 (``pad_values``), which LCE computes on bitpacked tensors.
 
 **ReAct-ResNet-18**: Bi-Real-18 (``zoo.bireal``: its stem, shortcuts and head)
@@ -109,7 +111,7 @@ _TRAINING = ("Trained in two steps taught by a real-valued teacher with the dist
 
 reactnet_a = register_factory(ReActNetA, ModelDoc(
     f"ReActNet-A: 13 blocks of binary 3x3 and 1x1 convolutions (31), every one with an "
-    f"identity shortcut.\n\n{_TRAINING}",
+    f"parameter-free shortcut.\n\n{_TRAINING}",
     metrics="ImageNet metrics (paper)", columns=("Top-1",), rows=(("69.4 %",),),
     notes="The paper counts 0.87e8 FLOPs (binary operations / 64 plus real FLOPs).",
     stem="Inputs of at most 64 px get a stride-1 stem (no early downsampling).",
