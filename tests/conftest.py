@@ -168,11 +168,11 @@ def trained(tmp_path_factory):
 # AMD EPYC, 2026-12-02). pytest-xdist hands whole files to its workers in
 # collection order; the heaviest first leaves short files to fill the end, so
 # neither worker idles while the other finishes a long file.
-HEAVIEST_FIRST = ("test_real2bin.py", "test_export_cli.py", "test_training_algorithm.py",
-                  "test_siman_nets.py", "test_training.py", "test_precision_and_xla.py",
-                  "test_distributed.py", "test_zoo.py", "test_family.py", "test_robustness.py",
-                  "test_cli.py", "test_benchmark_scripts.py", "test_int8_edges.py", "test_stage_switch.py",
-                  "test_package.py")
+HEAVIEST_FIRST = ("test_real2bin.py", "test_export_cli.py", "test_reactnet.py",
+                  "test_training_algorithm.py", "test_siman_nets.py", "test_training.py",
+                  "test_precision_and_xla.py", "test_stage_switch.py", "test_distributed.py",
+                  "test_zoo.py", "test_family.py", "test_robustness.py", "test_cli.py",
+                  "test_benchmark_scripts.py", "test_int8_edges.py", "test_package.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -340,7 +340,7 @@ def test_resolve_refuses_options_that_do_not_fit():
         (TrainConfig(model="bireal18", stage=1), "trains in one stage"),
         (TrainConfig(model="bireal18", width=0), "width must be at least 1"),
         (TrainConfig(model="real2bin", teacher="/t"), "pass --stage"),
-        (TrainConfig(model="real2bin", two_step=True), "progressive"),
+        (TrainConfig(model="real2bin", two_step=True), "4 teacher-student stages"),
         (TrainConfig(model="real2bin_baseline", recalibrate_bn=True), "--two-step"),
     ]:
         with pytest.raises(ValueError, match=message):

@@ -108,7 +108,7 @@ def test_a_recipe_declares_its_stages_and_the_plan_reads_them():
         ("a-real", "real", None, None, 0.0, 1e-3),
         ("b-taught", "binary_activations", "/r/a-real", "/r/a-real", 2.0, 1e-3),
         ("c-untaught", "binary", "/r/b-taught", None, 0.0, pytest.approx(5e-4))]
-    with pytest.raises(ValueError, match="3 progressive teacher-student stages"):
+    with pytest.raises(ValueError, match="3 teacher-student stages"):
         stages.plan(dataclasses.replace(config, two_step=True), "/r")
     # config.json stores each stage's fields; runs from before the declaration, a kind.
     stored = json.loads(json.dumps(dataclasses.asdict(recipe)))
