@@ -93,8 +93,8 @@ def plan(config, run_dir: Path) -> list[tuple[str, object]]:
     if config.stage is not None or not declared(config):
         return [("", config)]
     stages = _stages(config, run_dir, given_teacher=config.teacher)
-    return [(name, stage) for name, stage in stages if name != teacher_stage(config)
-            or not config.teacher]
+    replaced = teacher_stage(config) if config.teacher else None
+    return [(name, stage) for name, stage in stages if name != replaced]
 
 
 def _stages(config, run_dir: Path, given_teacher=None) -> list[tuple[str, object]]:
@@ -107,6 +107,7 @@ def _stages(config, run_dir: Path, given_teacher=None) -> list[tuple[str, object
     base = dataclasses.replace(config, two_step=False, recalibrate_bn=False, stage=None,
                                teacher=None)
     stages, where = [], {}
+    replaced = teacher_stage(config) if given_teacher else None
     for stage in declared(config):
         step = dataclasses.replace(base, variant=stage.variant)
         if stage.fresh:  # new weights (``--init-from`` is the first stage's)
@@ -121,7 +122,7 @@ def _stages(config, run_dir: Path, given_teacher=None) -> list[tuple[str, object
                     attention_weight=recipe.attention_weight,
                     output_weight=recipe.output_weight, temperature=recipe.temperature,
                     label_weight=recipe.taught_label_weight)
-        where[stage.name] = (str(given_teacher) if given_teacher and stage.name == teacher_stage(config)
+        where[stage.name] = (str(given_teacher) if stage.name == replaced
                              else str(run_dir / stage.name))
         stages.append((stage.name, step))
     name, last = stages[-1]
